@@ -5,7 +5,7 @@ Run with ``streamlit run app.py``. Works offline on CPU with the default model.
 
 import streamlit as st
 
-from pages._common import shared_sidebar
+from pages._ui.shell import shared_sidebar
 
 st.set_page_config(page_title="FeatureLens", page_icon=":material/search:", layout="wide")
 

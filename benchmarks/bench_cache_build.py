@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 import featurelens as fl
-from featurelens.cache import build_cache, open_cache
-from featurelens.gallery import bundled_gallery, folder_images
+from featurelens.caches import build_cache, open_cache
+from featurelens.images import bundled_gallery, folder_images
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-samples"
 

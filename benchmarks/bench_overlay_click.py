@@ -21,8 +21,8 @@ from PIL import Image
 from skimage import data
 
 import featurelens as fl
-from featurelens.report import analyse_image
-from featurelens.views import OverlaySettings, layer_views
+from featurelens.models import analyse_image
+from featurelens.similarity import OverlaySettings, layer_views
 
 LAYERS = ("stage2", "stage3", "stage5", "stage7")
 TARGET_MS = 20.0

@@ -1,16 +1,24 @@
-"""FeatureLens core: models and layers, feature extraction, caches, similarity and overlays.
+"""FeatureLens core: models and layers, images, feature caches, similarity and overlays.
 
-Pure Python/torch/numpy; never imports Streamlit, so notebooks, the CLI and the app
-share it. Start with :func:`load_model` and :func:`list_models`.
+Pure Python/torch/numpy; never imports Streamlit, so notebooks, the CLI and the app share it.
+One subpackage per capability:
+
+- :mod:`featurelens.models` — registry, weights, layer taps, :func:`load_model`, :func:`wrap_module`;
+- :mod:`featurelens.images` — loading anything as RGB, bundled gallery, folders, uploads;
+- :mod:`featurelens.caches` — Zarr feature caches: build, resume, open, list;
+- :mod:`featurelens.similarity` — metrics, references, overlays, views, view state, parts;
+- :mod:`featurelens.config` — folders and environment variables;
+- :mod:`featurelens.scenarios` — scenario and recipe files; :mod:`featurelens.cli` — the command line.
+
+Start with :func:`load_model` and :func:`list_models`.
 """
 
-from .extraction import list_layers
-from .models import FeatureModel, Prediction, imagenet_categories, load_model, weights_available, wrap_module
-from .registry import LayerSpec, ModelSpec, get_spec, list_models, resolve_model_name
+from .models import (FeatureModel, LayerInfo, LayerSpec, ModelSpec, Prediction, get_spec, imagenet_categories,
+                     list_layers, list_models, load_model, resolve_model_name, weights_available, wrap_module)
 
 __all__ = [
-    "FeatureModel", "LayerSpec", "ModelSpec", "Prediction", "get_spec", "imagenet_categories",
+    "FeatureModel", "LayerInfo", "LayerSpec", "ModelSpec", "Prediction", "get_spec", "imagenet_categories",
     "list_layers", "list_models", "load_model", "resolve_model_name", "weights_available", "wrap_module",
 ]
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -34,9 +34,13 @@ Scenario file::
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .images import bundled_gallery
+from .models import get_spec
 
 __all__ = ["Lesson", "Preset", "Scenario", "CacheRecipe", "ScenarioError", "load_scenario",
            "load_scenarios", "load_recipe", "load_recipes", "validate_scenario"]
@@ -46,43 +50,56 @@ class ScenarioError(ValueError):
     """A scenario or recipe file that does not follow the schema; the message names file and field."""
 
 
-@dataclass(frozen=True)
-class Lesson:
+_Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Lesson(_Record):
+    """What a page teaches: a summary, then what to try, notice and discuss."""
+
     summary: str
-    try_: tuple[str, ...]
-    notice: tuple[str, ...]
-    discuss: tuple[str, ...]
+    try_: tuple[str, ...] = Field(default=(), alias="try")
+    notice: tuple[str, ...] = ()
+    discuss: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Preset:
-    """A ready-made view: an image, a layer and an optional reference point (normalised x, y)."""
+class Preset(BaseModel):
+    """A ready-made view: an image, a layer and an optional reference point (normalised x, y).
+    Fields a page adds (``images``, ``mode``, …) are kept in ``extra``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     name: str
     image: str
     layer: str = ""
-    point: tuple[float, float] | None = None
+    point: tuple[_Unit, _Unit] | None = None
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
-@dataclass(frozen=True)
-class Scenario:
+class Scenario(_Record):
+    """One scenario file (see the module docstring for the format)."""
+
     id: str
     title: str
     page: str
     model: str
-    layers: tuple[str, ...]
+    layers: tuple[str, ...] = ()
     lesson: Lesson
     images: tuple[str, ...] = ()
     cache_recipe: str = ""
     presets: tuple[Preset, ...] = ()
-    source: str = ""
     order: int = 100
+    source: str = ""
 
 
-@dataclass(frozen=True)
-class CacheRecipe:
+class CacheRecipe(_Record):
     """Where a dataset comes from and how its cache is built.
 
     ``kind`` is ``bundled`` (the gallery that ships in installed packages), ``folder``
@@ -92,15 +109,21 @@ class CacheRecipe:
     name: str
     title: str
     description: str
-    kind: str
+    kind: Literal["bundled", "folder", "download"]
     license: str
     model: str
     layers: tuple[str, ...] = ()
     url: str = ""
     sha256: str = ""
-    size_bytes: int = 0
+    size_bytes: int = Field(default=0, ge=0)
     labels_csv: str = ""
     source: str = ""
+
+    @model_validator(mode="after")
+    def _download_needs_checksum(self) -> "CacheRecipe":
+        if self.kind == "download" and not (self.url and self.sha256 and self.size_bytes):
+            raise ValueError("a download recipe needs url, sha256 and size_bytes")
+        return self
 
 
 def _read_toml(path: Path) -> dict:
@@ -111,49 +134,29 @@ def _read_toml(path: Path) -> dict:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from exc
 
 
-def _require(data: dict, key: str, kind: type, path: Path) -> Any:
-    if key not in data:
-        raise ScenarioError(f"{path}: missing required field {key!r}")
-    if not isinstance(data[key], kind):
-        raise ScenarioError(f"{path}: field {key!r} must be {kind.__name__}, got {type(data[key]).__name__}")
-    return data[key]
+def _schema_error(path: Path, exc: ValidationError) -> ScenarioError:
+    """The first schema problem as one sentence naming the file and the field."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "(file)"
+    if error["type"] == "missing":
+        return ScenarioError(f"{path}: missing required field {where.split('.')[-1]!r} (at {where})")
+    return ScenarioError(f"{path}: field {where}: {error['msg']} (got {error.get('input')!r})")
 
 
-def _strings(data: dict, key: str, path: Path) -> tuple[str, ...]:
-    values = data.get(key, [])
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise ScenarioError(f"{path}: field {key!r} must be a list of strings")
-    return tuple(values)
-
-
-def _preset(raw: dict, path: Path) -> Preset:
-    point = raw.get("point")
-    if point is not None:
-        if (not isinstance(point, list) or len(point) != 2
-                or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in point)):
-            raise ScenarioError(f"{path}: preset {raw.get('name')!r}: point must be [x, y] with values in [0, 1]")
-        point = (float(point[0]), float(point[1]))
-    known = {"name", "image", "layer", "point", "note"}
-    return Preset(name=_require(raw, "name", str, path), image=_require(raw, "image", str, path),
-                  layer=raw.get("layer", ""), point=point, note=raw.get("note", ""),
-                  extra={k: v for k, v in raw.items() if k not in known})
+def _parse(record: type[BaseModel], path: Path, data: dict) -> Any:
+    try:
+        return record.model_validate({**data, "source": str(path)})
+    except ValidationError as exc:
+        raise _schema_error(path, exc) from exc
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Parse and schema-check one scenario file (references are checked by :func:`validate_scenario`)."""
     path = Path(path)
-    data = _read_toml(path)
-    lesson_raw = _require(data, "lesson", dict, path)
-    lesson = Lesson(summary=_require(lesson_raw, "summary", str, path), try_=_strings(lesson_raw, "try", path),
-                    notice=_strings(lesson_raw, "notice", path), discuss=_strings(lesson_raw, "discuss", path))
-    scenario_id = _require(data, "id", str, path)
-    if scenario_id != path.stem:
-        raise ScenarioError(f"{path}: id {scenario_id!r} must equal the file name {path.stem!r}")
-    return Scenario(id=scenario_id, title=_require(data, "title", str, path), page=_require(data, "page", str, path),
-                    model=_require(data, "model", str, path), layers=_strings(data, "layers", path), lesson=lesson,
-                    images=_strings(data, "images", path), cache_recipe=data.get("cache_recipe", ""),
-                    presets=tuple(_preset(p, path) for p in data.get("presets", [])), source=str(path),
-                    order=int(data.get("order", 100)))
+    scenario = _parse(Scenario, path, _read_toml(path))
+    if scenario.id != path.stem:
+        raise ScenarioError(f"{path}: id {scenario.id!r} must equal the file name {path.stem!r}")
+    return scenario
 
 
 def load_scenarios(folder: str | Path) -> dict[str, Scenario]:
@@ -165,22 +168,10 @@ def load_scenarios(folder: str | Path) -> dict[str, Scenario]:
 def load_recipe(path: str | Path) -> CacheRecipe:
     """Parse and schema-check one cache recipe."""
     path = Path(path)
-    data = _read_toml(path)
-    kind = _require(data, "kind", str, path)
-    if kind not in ("bundled", "folder", "download"):
-        raise ScenarioError(f"{path}: kind must be bundled, folder or download, got {kind!r}")
-    if kind == "download":
-        for key, typ in (("url", str), ("sha256", str), ("size_bytes", int)):
-            _require(data, key, typ, path)
-    name = _require(data, "name", str, path)
-    if name != path.stem:
-        raise ScenarioError(f"{path}: name {name!r} must equal the file name {path.stem!r}")
-    return CacheRecipe(name=name, title=_require(data, "title", str, path),
-                       description=_require(data, "description", str, path), kind=kind,
-                       license=_require(data, "license", str, path), model=_require(data, "model", str, path),
-                       layers=_strings(data, "layers", path), url=data.get("url", ""), sha256=data.get("sha256", ""),
-                       size_bytes=int(data.get("size_bytes", 0)), labels_csv=data.get("labels_csv", ""),
-                       source=str(path))
+    recipe = _parse(CacheRecipe, path, _read_toml(path))
+    if recipe.name != path.stem:
+        raise ScenarioError(f"{path}: name {recipe.name!r} must equal the file name {path.stem!r}")
+    return recipe
 
 
 def load_recipes(folder: str | Path) -> dict[str, CacheRecipe]:
@@ -190,9 +181,6 @@ def load_recipes(folder: str | Path) -> dict[str, CacheRecipe]:
 
 def validate_scenario(scenario: Scenario, recipes: dict[str, CacheRecipe], pages: set[str]) -> None:
     """Resolve every reference: model, layers, gallery images, recipe, page. Raises ScenarioError."""
-    from .gallery import bundled_gallery
-    from .registry import get_spec
-
     where = scenario.source or scenario.id
     try:
         spec = get_spec(scenario.model)

@@ -4,14 +4,13 @@ the blog post's two-image view, and NMF parts shared across the images."""
 import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from featurelens.gallery import bundled_gallery
-from featurelens.parts import NEGATIVE_HANDLING, nmf_parts, part_colors, render_parts
-from featurelens.views import image_views, pair_views
-from featurelens.images import ImageLoadError
-from featurelens.viewstate import ViewState
-from pages._common import (color_legend, consume_click, current_model, ensure_app_shell, image_report,
-                           load_gallery_image, load_upload, load_view_from_url, overlay_controls, render_lesson,
-                           save_view_to_url, scenario)
+from featurelens.images import bundled_gallery, ImageLoadError
+from featurelens.similarity import NEGATIVE_HANDLING, image_views, nmf_parts, pair_views, part_colors, render_parts, ViewState
+from pages._ui.charts import color_legend
+from pages._ui.resources import image_report, load_gallery_image, load_upload, scenario
+from pages._ui.shell import current_model, ensure_app_shell
+from pages._ui.urlstate import load_view_from_url, save_view_to_url
+from pages._ui.widgets import consume_click, overlay_controls, render_lesson
 
 ensure_app_shell()
 

@@ -5,10 +5,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from featurelens.cache import CacheError, build_cache, image_metadata
-from featurelens.gallery import GalleryError, bundled_gallery, folder_images
-from featurelens.home import caches_dir, list_caches
-from pages._common import current_model, ensure_app_shell
+from featurelens.caches import build_cache, CacheError, image_metadata, list_caches
+from featurelens.images import bundled_gallery, folder_images, GalleryError
+from featurelens.config import caches_dir
+from pages._ui.shell import current_model, ensure_app_shell
 
 ensure_app_shell()
 

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from pages._common import ROOT, ensure_app_shell, get_scenarios
+from pages._ui.resources import ROOT, get_scenarios
+from pages._ui.shell import ensure_app_shell
 
 ensure_app_shell()
 

@@ -3,12 +3,13 @@
 import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from featurelens.gallery import bundled_gallery
-from featurelens.views import compare_vectors, layer_views
-from featurelens.viewstate import ViewState
-from pages._common import (color_legend, vector_chart, consume_chart_pick, consume_click, current_model, ensure_app_shell, grid_caption,
-                           image_picker, image_report, load_view_from_url, overlay_controls, render_lesson,
-                           save_view_to_url, scenario)
+from featurelens.images import bundled_gallery
+from featurelens.similarity import compare_vectors, layer_views, ViewState
+from pages._ui.charts import color_legend, vector_chart
+from pages._ui.resources import image_report, scenario
+from pages._ui.shell import current_model, ensure_app_shell
+from pages._ui.urlstate import load_view_from_url, save_view_to_url
+from pages._ui.widgets import consume_chart_pick, consume_click, grid_caption, image_picker, overlay_controls, render_lesson
 
 ensure_app_shell()
 

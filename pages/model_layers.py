@@ -5,11 +5,11 @@ import pandas as pd
 import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from featurelens.activations import MontageLayout, channel_montage, strongest_channels
-from featurelens.overlays import render_channel
-from featurelens.report import layer_rows
-from pages._common import (LAYER_KEY, consume_click, current_layer, current_model, ensure_app_shell, image_picker, image_report,
-                           render_lesson, scenario)
+from featurelens.similarity import channel_montage, MontageLayout, render_channel, strongest_channels
+from featurelens.models import layer_rows
+from pages._ui.resources import image_report, scenario
+from pages._ui.shell import LAYER_KEY, current_layer, current_model, ensure_app_shell
+from pages._ui.widgets import consume_click, image_picker, render_lesson
 
 ensure_app_shell()
 

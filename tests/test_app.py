@@ -15,7 +15,7 @@ PAGES = sorted(p.stem for p in (ROOT / "pages").glob("[!_]*.py"))
 def _navigation_app(monkeypatch):
     """AppTest resets Streamlit's legacy ``pages/``-folder flag before every run, so each run
     would start as a legacy page and hand over to app.py with a rerun (see
-    ``pages._common.ensure_app_shell``), which drops button clicks. A server flips the flag
+    ``pages._ui.shell.ensure_app_shell``), which drops button clicks. A server flips the flag
     once; do the same here so every run goes through app.py's ``st.navigation``."""
     from streamlit.runtime.pages_manager import PagesManager
 
@@ -69,6 +69,10 @@ def test_model_layers_bad_upload_gives_a_clear_error():
     at.radio(key="ml_source").set_value("Upload").run()
     assert not at.exception
     assert any("upload" in i.value.lower() for i in at.info)
+    at.file_uploader(key="ml_upload").set_value(("notes.jpg", b"these are notes, not a photo", "image/jpeg")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = " ".join(e.value for e in at.error)
+    assert "'notes.jpg' is not an image" in errors and "PNG or JPEG" in errors
 
 
 def test_unavailable_model_says_which_models_work_offline(monkeypatch, tmp_path):

@@ -20,9 +20,9 @@ from PIL import Image
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import LocalStore, MemoryStore
 
-from featurelens.cache import (CacheCorruptError, CacheError, CacheIncompleteError, CacheMismatchError,
+from featurelens.caches import (CacheCorruptError, CacheError, CacheIncompleteError, CacheMismatchError,
                                build_cache, image_metadata, open_cache)
-from featurelens.gallery import GalleryImage, folder_images
+from featurelens.images import GalleryImage, folder_images
 from featurelens.models import FeatureModel, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,8 +100,8 @@ def test_round_trip_in_memory_keeps_features_thumbnails_and_csv_metadata(model, 
 
 RESUME_SCRIPT = """
 import sys
-from featurelens.cache import build_cache
-from featurelens.gallery import folder_images
+from featurelens.caches import build_cache
+from featurelens.images import folder_images
 from featurelens.models import load_model
 build_cache(sys.argv[2], folder_images(sys.argv[1])[:12], load_model("efficientnet_lite0", device="cpu"),
             ["stage3", "stage5"], dataset_name="resume", batch_size=3, chunk_images=3)
@@ -313,17 +313,24 @@ def test_build_checks_its_arguments_before_writing(model, imagenet):
 
 
 @pytest.mark.parametrize("layers, expected", [
-    (None, None), ("stage3", ["stage3"]), ("stage3, stage5", ["stage3", "stage5"]), (["stage5"], ["stage5"]),
-    (("stage3", "stage5"), ["stage3", "stage5"]), ("", CacheError), (",", CacheError), ("stage3,stage3", CacheError),
+    ("stage3", ("stage3",)), ("stage3, stage5", ("stage3", "stage5")), (["stage5"], ("stage5",)),
+    (("stage3", "stage5"), ("stage3", "stage5")), (" stage3 ,", ("stage3",)),
+    ("", ValueError), (",", ValueError), ([], ValueError), ("stage3,stage3", ValueError),
 ])
 def test_layer_arguments_are_normalised_in_one_place(layers, expected):
-    from featurelens.cache import _layer_list
+    from featurelens.models import parse_layer_names
 
-    if expected is CacheError:
-        with pytest.raises(CacheError, match=r"no layer names|repeat a name"):
-            _layer_list(layers)
+    if expected is ValueError:
+        with pytest.raises(ValueError, match=r"no layer names|repeat stage3"):
+            parse_layer_names(layers)
     else:
-        assert _layer_list(layers) == expected
+        assert parse_layer_names(layers) == expected
+
+
+@pytest.mark.parametrize("layers", ["", "stage7,stage7", []])
+def test_open_cache_refuses_empty_or_repeated_layer_arguments(small_cache_dict, layers):
+    with pytest.raises(CacheError, match=r"no layer names|repeat stage7"):
+        open_cache(_copy(small_cache_dict), layers=layers)
 
 
 @pytest.mark.parametrize("store_like, read_only, expected", [
@@ -332,16 +339,16 @@ def test_layer_arguments_are_normalised_in_one_place(layers, expected):
     (42, True, TypeError),
 ])
 def test_store_likes_become_stores_in_one_place(tmp_path, store_like, read_only, expected):
-    from featurelens.cache import _as_store
+    from featurelens.caches import as_store
 
     if isinstance(store_like, str) and store_like.endswith(".zip"):
         zarr.open_group(zarr.storage.ZipStore(tmp_path / "cache.zip", mode="w"), mode="w").store.close()
         store_like = str(tmp_path / "cache.zip")
     if isinstance(expected, type) and issubclass(expected, Exception):
         with pytest.raises(expected, match=r"zip entries cannot be replaced|expected a path, a dict or a zarr Store"):
-            _as_store(store_like, read_only=read_only)
+            as_store(store_like, read_only=read_only)
     else:
-        store = _as_store(store_like, read_only=read_only)
+        store = as_store(store_like, read_only=read_only)
         assert type(store).__name__ == expected and store.read_only == read_only
 
 

@@ -1,4 +1,4 @@
-"""Behaviour of `python -m featurelens cache build|info` (featurelens.cache_cli), in-process and as a subprocess."""
+"""Behaviour of `python -m featurelens cache build|info` (featurelens.cli), in-process and as a subprocess."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import zarr
 
-from featurelens.__main__ import main
-from featurelens.cache import open_cache
-from featurelens.gallery import bundled_gallery
+from featurelens.cli import main
+from featurelens.caches import open_cache
+from featurelens.images import bundled_gallery
 from featurelens.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import io
 from pathlib import Path
 
@@ -11,8 +12,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from featurelens import gallery
-from featurelens.gallery import (GalleryError, GalleryImage, UnknownImageIdError,
+from featurelens.images import (GalleryError, GalleryImage, UnknownImageIdError,
                                  bundled_gallery, folder_images, get_gallery_image,
                                  upload_to_image)
 from featurelens.images import ImageLoadError, to_rgb_array
@@ -61,10 +61,9 @@ def test_bundled_chelsea_is_the_real_skimage_photo():
 
 
 def test_gallery_skips_packages_missing_from_the_install(monkeypatch, fresh_gallery_cache):
-    real_package_dir = gallery._package_dir
-    monkeypatch.setattr(gallery, "_package_dir",
-                        lambda package: None if package == "sklearn" else
-                        real_package_dir(package))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "sklearn" else real_find_spec(name, *args))
     ids = [image.id for image in bundled_gallery()]
     assert "china" not in ids and "flower" not in ids
     assert ids[:2] == ["chelsea", "coffee"]

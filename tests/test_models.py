@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import featurelens as fl
-from featurelens.registry import UnknownLayerError, UnknownModelError
-from featurelens.weights import WeightsCorruptError, WeightsUnavailableError, fetch_weights, file_sha256
-from featurelens.zoo import lite_package_weights
+from featurelens.models import ModelSpec, UnknownLayerError, UnknownModelError, registered, torchvision_builder
+from featurelens.models import WeightsCorruptError, WeightsUnavailableError, fetch_weights, file_sha256
+from featurelens.models import lite_package_weights
 
 OFFLINE = fl.list_models(offline_only=True)
 
@@ -131,19 +131,28 @@ def _serve_resnet18(folder: Path) -> str:
     return name
 
 
-def test_seed_model_downloads_from_a_mirror(local_server, tmp_path, monkeypatch):
+def test_load_model_downloads_weights_once_from_a_mirror(local_server, tmp_path, monkeypatch):
+    """load_model's download path end to end: registry record → builder → pooch download from the
+    mirror → hash-prefix check → strict load → features; a second load reads the file, not the server."""
     folder, base = local_server
     served = _serve_resnet18(folder)
     monkeypatch.setenv("FEATURELENS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FEATURELENS_WEIGHTS_MIRROR", base)
-    monkeypatch.setattr("featurelens.zoo._TORCHVISION", {**fl.zoo._TORCHVISION, "resnet18": (
-        f"https://example.invalid/models/{served}", *fl.zoo._TORCHVISION["resnet18"][1:])})
-    from featurelens.zoo import _torchvision_builder
-    module = _torchvision_builder("resnet18", f"https://example.invalid/models/{served}")()
-    model = fl.FeatureModel(module, fl.get_spec("resnet18"), torch.device("cpu"))
+    url = f"https://download.invalid/models/{served}"  # only the mirror can serve it
+    record = ModelSpec(**{**fl.get_spec("resnet18").__dict__, "name": "resnet18.mirror_test", "weights_source": url,
+                          "weights_sha256": served.split("-")[1][:8], "builder": torchvision_builder("resnet18", url)})
+    with registered(record):
+        assert not fl.weights_available("resnet18.mirror_test")
+        model = fl.load_model("resnet18.mirror_test", device="cpu")
+        assert fl.weights_available("resnet18.mirror_test")
+        (folder / served).unlink()  # the server forgets the file: the next load must use the local copy
+        again = fl.load_model("resnet18.mirror_test", device="cpu")
+    assert "resnet18.mirror_test" not in fl.list_models()
     feats = model.features([np.zeros((64, 64, 3), np.uint8)], ["conv2_x", "conv5_x"])
     assert feats["conv2_x"].shape == (1, 56, 56, 64) and feats["conv5_x"].shape == (1, 7, 7, 512)
     assert (tmp_path / "home" / "weights" / served).is_file()
+    for name, tensor in model.module.state_dict().items():
+        assert torch.equal(tensor, again.module.state_dict()[name]), name
 
 
 def test_offline_seed_model_names_offline_models_and_leaves_no_file(local_server, tmp_path, monkeypatch):
@@ -205,7 +214,7 @@ def test_online_models_declare_true_shapes_and_paper_names(name):
 
 
 def test_models_cli_lists_offline_and_online_models(capsys):
-    from featurelens.__main__ import main
+    from featurelens.cli import main
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
@@ -217,7 +226,7 @@ def test_models_cli_lists_offline_and_online_models(capsys):
 
 
 def test_registry_refuses_duplicates_and_inconsistent_specs():
-    from featurelens.registry import LayerSpec, ModelSpec, register_model
+    from featurelens.models import LayerSpec, ModelSpec, register_model
 
     spec = fl.get_spec("efficientnet_lite0")
     with pytest.raises(ValueError, match="already registered"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from featurelens.overlays import base_image
-from featurelens.parts import NEGATIVE_HANDLING, PartsResult, nmf_parts, part_colors, render_parts
+from featurelens.similarity import base_image
+from featurelens.similarity import NEGATIVE_HANDLING, PartsResult, nmf_parts, part_colors, render_parts
 from featurelens.similarity import mask_to_grid
 
 IMAGE_NAMES = ("chelsea", "coffee", "astronaut")  # the order of the shared `real` fixture

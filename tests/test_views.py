@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from featurelens.report import analyse_image
-from featurelens.views import OverlaySettings, grid_view, image_views, layer_views, pair_views, reference_cell
+from featurelens.models import analyse_image
+from featurelens.similarity import OverlaySettings, grid_view, image_views, layer_views, pair_views, reference_cell
 
 LAYERS = ("stage2", "stage3", "stage5", "stage7")
 
@@ -42,7 +42,7 @@ def test_overlay_is_brightest_around_the_reference(cat):
     row, col = view.ref_cell
     assert (row, col) == (6, 0)
     y, x = int((row + 0.25) * h / 7), int((col + 0.75) * w / 7)  # inside the cell, off the marker ring
-    from featurelens.overlays import colormap_lut
+    from featurelens.similarity import colormap_lut
     assert view.image_hwc_u8[y, x].tolist() == colormap_lut("magma")[255].tolist()
 
 
@@ -115,7 +115,7 @@ def test_bad_settings_are_refused_with_the_choices():
 
 
 def test_pinned_vector_comparison_matches_the_similarity_map(cat):
-    from featurelens.views import compare_vectors
+    from featurelens.similarity import compare_vectors
 
     feats_hwc = cat.feats_hwc["stage7"]
     eye, background = (0.37, 0.35), (0.05, 0.05)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from featurelens.views import OverlaySettings
-from featurelens.viewstate import ViewState, from_query, to_query
+from featurelens.similarity import OverlaySettings
+from featurelens.similarity import ViewState, from_query, to_query
 
 FULL = ViewState(images=("chelsea", "coffee"), layers=("stage2", "stage7"), ref=(0.1234, 0.9),
                  ref_image=1, pin=(0, (0.5, 0.25)),

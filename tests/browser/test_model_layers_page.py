@@ -12,8 +12,8 @@ import pytest
 from browser_helpers import assert_no_exception, main_area, open_page, screenshot, streamlit_server, wait_for_app
 from playwright.sync_api import Frame, Locator, Page, expect
 
-from featurelens.activations import MontageLayout
-from featurelens.gallery import get_gallery_image
+from featurelens.similarity import MontageLayout
+from featurelens.images import get_gallery_image
 
 # Mirrors pages/model_layers.py: N_CHANNELS, TILE_PX, COLS = 16, 96, 4 (gap 4 px).
 LAYOUT = MontageLayout(n_tiles=16, cols=4, tile_px=96)
@@ -143,7 +143,7 @@ def test_deep_link_on_fresh_server_runs_the_navigation_app(browser):
     """Regression: with a ``pages/`` folder next to app.py, Streamlit runs the first deep
     link of a fresh server as a v1 multipage page, without app.py (no st.navigation menu,
     no shared sidebar, ``_common.py`` listed as a page) unless the page hands over to app.py
-    (``pages._common.ensure_app_shell``). Needs a server of its own: ``app_url`` is warm."""
+    (``pages._ui.shell.ensure_app_shell``). Needs a server of its own: ``app_url`` is warm."""
     with streamlit_server() as base_url:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         try:

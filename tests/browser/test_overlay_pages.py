@@ -28,10 +28,10 @@ from browser_helpers import assert_no_exception, main_area, open_page, screensho
 from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from featurelens.gallery import get_gallery_image
+from featurelens.images import get_gallery_image
 from featurelens.images import load_image
-from featurelens.overlays import PIN_RING_SCALE, _draw_ring, base_image, colormap_lut, upsample_map
-from featurelens.report import display_image
+from featurelens.similarity import PIN_RING_SCALE, draw_ring, base_image, colormap_lut, upsample_map
+from featurelens.models import display_image
 
 IFRAME = 'iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]'
 VIEWS = f'[data-testid="stMain"] {IFRAME}'
@@ -198,7 +198,7 @@ def _assert_pin_at(view: np.ndarray, pin: tuple[float, float], what: str) -> Non
     is never that much redder than blue (magma's reddest, (241, 106, 87) at 60 %, gives < 95)."""
     h, w = view.shape[:2]
     mask = np.zeros((h, w, 3), np.uint8)
-    _draw_ring(mask, (pin[0] * w, pin[1] * h), (255, 255, 255), _ring_radius(view.shape) * PIN_RING_SCALE)
+    draw_ring(mask, (pin[0] * w, pin[1] * h), (255, 255, 255), _ring_radius(view.shape) * PIN_RING_SCALE)
     on_ring = mask[..., 0] == 255
     mean = view[on_ring].mean(axis=0)
     r, g, b = mean
@@ -250,8 +250,8 @@ def _ring_safe_click(width: int, height: int, natural_wh: tuple[int, int], fx: f
             exact, rounded = (x / width, y / height), (round(x / width, 4), round(y / height, 4))
             a, b = np.zeros((h_nat, w_nat, 3), np.uint8), np.zeros((h_nat, w_nat, 3), np.uint8)
             radius = _ring_radius((h_nat, w_nat))
-            _draw_ring(a, (exact[0] * w_nat, exact[1] * h_nat), (255, 255, 255), radius)
-            _draw_ring(b, (rounded[0] * w_nat, rounded[1] * h_nat), (255, 255, 255), radius)
+            draw_ring(a, (exact[0] * w_nat, exact[1] * h_nat), (255, 255, 255), radius)
+            draw_ring(b, (rounded[0] * w_nat, rounded[1] * h_nat), (255, 255, 255), radius)
             if np.array_equal(a, b) == same:
                 return x / width, y / height
     raise AssertionError("no suitable click point found")

@@ -7,14 +7,15 @@ refer to models only by these names.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator, Sequence
 
 __all__ = [
     "LayerSpec", "ModelSpec", "UnknownModelError", "register_model", "list_models",
-    "get_spec", "resolve_model_name",
+    "get_spec", "parse_layer_names", "registered", "resolve_model_name",
 ]
 
 
@@ -89,11 +90,63 @@ class ModelSpec:
         return {"resize": list(self.input_hw), "resample": "bicubic", "crop": "none (whole image resized)",
                 "scaling": self.scaling, "mean": list(self.mean), "std": list(self.std)}
 
+    def transforms(self):
+        """A new ``torchvision.transforms.v2`` pipeline: RGB PIL image → normalised float32
+        ``(3, H, W)`` tensor (see :mod:`featurelens.models.preprocessing`)."""
+        from .preprocessing import make_transforms  # torchvision is heavy: built on demand
+
+        return make_transforms(self.input_hw, self.mean, self.std)
+
+    def resolve_layers(self, layers: Sequence[str] | str | None) -> tuple[str, ...]:
+        """The one place layer arguments are normalised: ``None`` → the standard set, ``"a,b"``
+        or ``"a"`` → names, a sequence → itself; every name is checked, repeats and an empty
+        list are refused.
+
+        >>> from featurelens.models import get_spec
+        >>> spec = get_spec("efficientnet_lite0")
+        >>> spec.resolve_layers("stage3"), spec.resolve_layers("stage3, stage5"), spec.resolve_layers(None)[:2]
+        (('stage3',), ('stage3', 'stage5'), ('stage2', 'stage3'))
+        >>> spec.resolve_layers([])
+        Traceback (most recent call last):
+        ...
+        ValueError: no layer names in []; give names such as 'stage3,stage5' (for efficientnet_lite0.in1k: pass None for its standard set stage2, stage3, stage5, stage7)
+        """
+        if layers is None:
+            return self.default_layers
+        try:
+            names = parse_layer_names(layers)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (for {self.name}: pass None for its standard set "
+                             f"{', '.join(self.default_layers)})") from None
+        for name in names:
+            self.layer(name)
+        return tuple(names)
+
     def layer(self, name: str) -> LayerSpec:
         for layer in self.layers:
             if layer.name == name:
                 return layer
         raise UnknownLayerError(name, [layer.name for layer in self.layers], self.name)
+
+
+def parse_layer_names(layers: Sequence[str] | str) -> tuple[str, ...]:
+    """The one place layer arguments are parsed: ``"a, b"``, ``"a"`` or ``["a", "b"]`` → names.
+    Empty entries are dropped; no names at all, or a repeated name, is an error.
+
+    >>> parse_layer_names("stage3, stage5"), parse_layer_names("stage3"), parse_layer_names(("stage3",))
+    (('stage3', 'stage5'), ('stage3',), ('stage3',))
+    """
+    if isinstance(layers, str):
+        names = [name.strip() for name in layers.split(",")]
+    else:
+        names = [str(name).strip() for name in layers]
+    names = [name for name in names if name]
+    if not names:
+        raise ValueError(f"no layer names in {layers!r}; give names such as 'stage3,stage5'")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"layers {names} repeat {', '.join(repeated)}; list each layer once")
+    return tuple(names)
 
 
 def _suggest(name: str, known: list[str], cutoff: float) -> str:
@@ -139,6 +192,19 @@ def register_model(spec_factory: Callable[[], ModelSpec]) -> Callable[[], ModelS
     _REGISTRY[spec.name] = spec
     _DEFAULT_TAG.setdefault(spec.arch, spec.name)
     return spec_factory
+
+
+@contextlib.contextmanager
+def registered(spec: ModelSpec) -> Iterator[ModelSpec]:
+    """Register ``spec`` for the duration of a ``with`` block (an experiment, a test), then
+    remove it again; refuses a name that is already registered."""
+    register_model(lambda: spec)
+    try:
+        yield spec
+    finally:
+        del _REGISTRY[spec.name]
+        if _DEFAULT_TAG.get(spec.arch) == spec.name:
+            del _DEFAULT_TAG[spec.arch]
 
 
 def resolve_model_name(name: str) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from featurelens.images import load_image
+from .loading import load_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -203,11 +203,11 @@ def upload_to_image(name: str, data: bytes) -> Image.Image:
     """Decode an uploaded file's bytes as an ``RGB`` PIL image.
 
     Raises:
-        featurelens.images.ImageLoadError: naming ``name`` and what to do.
+        featurelens.images.loading.ImageLoadError: naming ``name`` and what to do.
 
     >>> upload_to_image("notes.jpg", b"not an image")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    featurelens.images.ImageLoadError: 'notes.jpg' is not an image Pillow can read ...
+    featurelens.images.loading.ImageLoadError: 'notes.jpg' is not an image Pillow can read ...
     """
     return load_image(data, name=name)

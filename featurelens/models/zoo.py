@@ -7,7 +7,6 @@ Each builder returns an ``nn.Module`` with the real weights loaded strictly.
 from __future__ import annotations
 
 import importlib
-import os
 import re
 from pathlib import Path
 from typing import Callable
@@ -15,10 +14,12 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..config import weights_mirror
 from .registry import LayerSpec, ModelSpec, list_models, register_model
 from .weights import WeightsCorruptError, WeightsUnavailableError, fetch_weights, file_sha256
 
-__all__ = ["offline_hint", "weights_url", "lite_package_weights", "load_lite_state_dict"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "offline_hint", "weights_url", "lite_package_weights",
+           "load_lite_state_dict", "torchvision_builder"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -134,11 +135,13 @@ def _fix_densenet_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
 def weights_url(url: str) -> str:
     """``url``, or the same file name under ``$FEATURELENS_WEIGHTS_MIRROR`` when that is set
     (a classroom server that holds the weight files, for machines without internet)."""
-    mirror = os.environ.get("FEATURELENS_WEIGHTS_MIRROR")
-    return f"{mirror.rstrip('/')}/{url.rsplit('/', 1)[-1]}" if mirror else url
+    mirror = weights_mirror()
+    return f"{mirror}/{url.rsplit('/', 1)[-1]}" if mirror else url
 
 
-def _torchvision_builder(arch: str, url: str) -> Callable[..., nn.Module]:
+def torchvision_builder(arch: str, url: str) -> Callable[..., nn.Module]:
+    """A registry builder for torchvision architecture ``arch`` whose weights download once from
+    ``url`` (or ``$FEATURELENS_WEIGHTS_MIRROR``), checked against the hash prefix in the file name."""
     def build(weights_path: str | Path | None = None, progress=None) -> nn.Module:
         import torchvision
 
@@ -212,7 +215,7 @@ def _register_torchvision(arch: str) -> None:
             name=f"{arch}.tv_in1k", arch=arch, description=description, input_hw=(224, 224),
             scaling="imagenet", layers=layers, default_layers=defaults, weights_source=url,
             weights_sha256=re.search(r"-([0-9a-f]+)\.pth$", url).group(1), license="BSD-3-Clause",
-            offline=False, builder=_torchvision_builder(arch, url), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+            offline=False, builder=torchvision_builder(arch, url), mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 for _arch in _TORCHVISION:

@@ -31,6 +31,8 @@ from functools import lru_cache
 from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
+from PIL import Image, ImageDraw
+from skimage.exposure import rescale_intensity
 
 __all__ = [
     "ColorScale",
@@ -48,6 +50,7 @@ __all__ = [
     "upsample_map",
     "base_image",
     "blend",
+    "draw_ring",
     "MARKER_COLORS",
     "PIN_RING_SCALE",
     "render_overlay",
@@ -167,8 +170,7 @@ def normalize_map(sim_hw: Any, scale: str = "adaptive", value_range: Range | Non
     lo, hi = scale_range(map_arr, scale, value_range)
     if not hi - lo > 1e-12:
         return np.full(map_arr.shape, 0.5, np.float32)
-    out = (map_arr - np.float32(lo)) * np.float32(1.0 / (hi - lo))
-    return np.clip(out, 0.0, 1.0, out=out)
+    return rescale_intensity(map_arr, in_range=(lo, hi), out_range=(0.0, 1.0)).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------- colormaps
@@ -323,26 +325,33 @@ def _check_image(image_hwc_u8: Any) -> np.ndarray:
 
 
 def base_image(image_hwc_u8: Any, base: BaseMode = "gray") -> np.ndarray:
-    """The photo under the heat map: ``gray`` → uint8 ``(H, W, 1)`` luma (broadcasts over RGB),
-    ``color`` → the image itself ``(H, W, 3)``.
+    """The photo under the heat map: ``gray`` → uint8 ``(H, W, 1)`` luma (ITU-R 601, as Pillow's
+    ``convert("L")``; broadcasts over RGB), ``color`` → the image itself ``(H, W, 3)``.
 
     >>> base_image(np.array([[[255, 0, 0]]], np.uint8))[0, 0]
-    array([77], dtype=uint8)
+    array([76], dtype=uint8)
     """
     image = _check_image(image_hwc_u8)
     if base == "color":
         return image
     if base != "gray":
         raise ValueError(f"unknown base {base!r}; use 'gray' (default, colours do not interfere) or 'color'")
-    luma = image[..., 0:1] * np.uint16(77) + image[..., 1:2] * np.uint16(150) + image[..., 2:3] * np.uint16(29)
-    return ((luma + np.uint16(128)) >> 8).astype(np.uint8)
+    return np.asarray(Image.fromarray(image).convert("L"))[..., None]
+
+
+def _rgb_image(pixels_hwc_u8: np.ndarray) -> Image.Image:
+    """An RGB PIL image from ``(H, W, 3)`` or gray ``(H, W, 1)`` uint8 pixels."""
+    if pixels_hwc_u8.shape[2] == 1:
+        return Image.fromarray(np.ascontiguousarray(pixels_hwc_u8[..., 0])).convert("RGB")
+    return Image.fromarray(np.ascontiguousarray(pixels_hwc_u8))
 
 
 def blend(base_hwc_u8: np.ndarray, layer_hwc_u8: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
-    """``base·(1 − α) + layer·α`` in uint8 arithmetic (α quantised to 1/256).
+    """``base·(1 − α) + layer·α`` → uint8 ``(H, W, 3)`` (Pillow's ``Image.blend``, or
+    ``Image.composite`` for a per-pixel α quantised to 1/255).
 
     ``alpha`` is a number or an ``(H, W)`` array in [0, 1]; α = 0 returns the base exactly,
-    α = 1 the layer. Shapes broadcast, e.g. a ``(H, W, 1)`` gray base with an RGB layer.
+    α = 1 the layer. ``base_hwc_u8`` may be gray ``(H, W, 1)``.
 
     >>> blend(np.zeros((1, 1, 3), np.uint8), np.full((1, 1, 3), 200, np.uint8), 0.5)[0, 0]
     array([100, 100, 100], dtype=uint8)
@@ -350,32 +359,45 @@ def blend(base_hwc_u8: np.ndarray, layer_hwc_u8: np.ndarray, alpha: float | np.n
     alpha_arr = np.asarray(alpha, dtype=np.float32)
     if alpha_arr.size and (alpha_arr.min() < 0 or alpha_arr.max() > 1):
         raise ValueError(f"opacity must lie in [0, 1]; got {alpha if alpha_arr.ndim == 0 else 'an array outside it'}")
+    return np.array(_blend_image(base_hwc_u8, layer_hwc_u8, alpha_arr))
+
+
+def _blend_image(base_hwc_u8: np.ndarray, layer_hwc_u8: np.ndarray, alpha_arr: np.ndarray) -> Image.Image:
+    base, layer = _rgb_image(base_hwc_u8), _rgb_image(layer_hwc_u8)
     if alpha_arr.ndim == 0:
-        a16: np.ndarray | np.uint16 = np.uint16(round(float(alpha_arr) * 256))
-    else:
-        a16 = np.round(alpha_arr * 256).astype(np.uint16)[..., None]
-    out = base_hwc_u8 * (np.uint16(256) - a16) + layer_hwc_u8 * a16
-    out >>= 8
-    return out.astype(np.uint8)
+        return Image.blend(base, layer, float(alpha_arr))
+    return Image.composite(layer, base, Image.fromarray(np.rint(alpha_arr * 255).astype(np.uint8)))
 
 
-def _draw_ring(out_hwc_u8: np.ndarray, xy: tuple[float, float], color: tuple[int, int, int], radius: float) -> None:
+def draw_ring(out_hwc_u8: np.ndarray, xy: tuple[float, float], color: tuple[int, int, int], radius: float) -> None:
     """In place: a 2 px ring of ``color`` with a 1 px dark outline on each side, centred at
-    continuous pixel coordinates ``xy`` (pixel ``(i, j)`` has its centre at ``(j + .5, i + .5)``)."""
-    height, width = out_hwc_u8.shape[:2]
+    continuous pixel coordinates ``xy`` (pixel ``(i, j)`` has its centre at ``(j + .5, i + .5)``).
+
+    >>> image = np.zeros((32, 32, 3), np.uint8); draw_ring(image, (16, 16), (255, 255, 255), 6)
+    >>> image[16, 22].tolist(), image[16, 16].tolist()
+    ([255, 255, 255], [0, 0, 0])
+    """
+    _check_marker(xy, out_hwc_u8.shape[:2])
+    canvas = Image.fromarray(out_hwc_u8)
+    _ring(ImageDraw.Draw(canvas), xy, color, radius)
+    out_hwc_u8[...] = np.asarray(canvas)
+
+
+def _check_marker(xy: tuple[float, float], size_hw: tuple[int, ...]) -> None:
+    height, width = size_hw[:2]
     x, y = float(xy[0]), float(xy[1])
     if not (0 <= x <= width and 0 <= y <= height):
         raise ValueError(f"marker (x={x:g}, y={y:g}) lies outside the {width}x{height} image; "
                          "place it with cell_center_px() on the displayed image size")
-    reach = int(np.ceil(radius + 2))
-    r0, r1 = max(int(y) - reach, 0), min(int(y) + reach + 1, height)
-    c0, c1 = max(int(x) - reach, 0), min(int(x) + reach + 1, width)
-    rows = np.arange(r0, r1)[:, None] + 0.5 - y
-    cols = np.arange(c0, c1)[None, :] + 0.5 - x
-    ring_dist = np.abs(np.hypot(rows, cols) - radius)
-    window = out_hwc_u8[r0:r1, c0:c1]
-    window[(ring_dist > 1.0) & (ring_dist <= 2.0)] = (0, 0, 0)
-    window[ring_dist <= 1.0] = color
+
+
+def _ring(draw: ImageDraw.ImageDraw, xy: tuple[float, float], color: tuple[int, int, int], radius: float) -> None:
+    # Pillow's ellipse box spans pixel indices x0..x1 inclusive; continuous point x sits at index x - 0.5,
+    # so a ring of outer radius R around it has the box x - 0.5 ± (R - 0.5)
+    for outer, width, fill in ((radius + 2, 4, (0, 0, 0)), (radius + 1, 2, tuple(color))):
+        half = outer - 0.5
+        draw.ellipse((xy[0] - 0.5 - half, xy[1] - 0.5 - half, xy[0] - 0.5 + half, xy[1] - 0.5 + half),
+                     outline=fill, width=width)
 
 
 @lru_cache(maxsize=None)
@@ -386,9 +408,10 @@ def _lut_packed(cmap: str) -> np.ndarray:
     return lut4.view(np.uint32).ravel()
 
 
-def _heat_rgb(sim_hw: np.ndarray, size_hw: tuple[int, int], scale: str, value_range: Range | None,
-              cmap: str, upsample: UpsampleMode) -> np.ndarray:
-    """Colour the normalised map and bring it to ``size_hw`` → ``(H, W, 3)`` uint8 (a view)."""
+def _heat_image(sim_hw: np.ndarray, size_hw: tuple[int, int], scale: str, value_range: Range | None,
+                cmap: str, upsample: UpsampleMode) -> Image.Image:
+    """Colour the normalised map and bring it to ``size_hw`` → an ``RGBX`` PIL image that shares
+    the packed colour buffer (no copy)."""
     lut_256 = _lut_packed(cmap) if cmap in COLORMAPS else colormap_lut(cmap)  # the latter raises
     norm_hw = normalize_map(sim_hw, scale, value_range)
     if norm_hw.ndim != 2:
@@ -400,7 +423,16 @@ def _heat_rgb(sim_hw: np.ndarray, size_hw: tuple[int, int], scale: str, value_ra
     else:
         up_hw = upsample_map(norm_hw, size_hw, upsample)
         packed_hw = lut_256.take((np.clip(up_hw, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
-    return packed_hw.view(np.uint8).reshape(size_hw[0], size_hw[1], 4)[..., :3]
+    packed_hw = np.ascontiguousarray(packed_hw)
+    return Image.frombuffer("RGBX", (size_hw[1], size_hw[0]), packed_hw, "raw", "RGBX", 0, 1)
+
+
+def _photo_image(image_hwc_u8: np.ndarray, base: BaseMode) -> Image.Image:
+    """The photo under the heat map as an ``RGBX`` PIL image (gray by default)."""
+    if base not in ("gray", "color"):
+        raise ValueError(f"unknown base {base!r}; use 'gray' (default, colours do not interfere) or 'color'")
+    photo = Image.fromarray(image_hwc_u8)
+    return (photo.convert("L") if base == "gray" else photo).convert("RGBX")
 
 
 def render_overlay(image_hwc_u8: Any, sim_hw: Any, *, scale: str = "adaptive", value_range: Range | None = None,
@@ -420,14 +452,18 @@ def render_overlay(image_hwc_u8: Any, sim_hw: Any, *, scale: str = "adaptive", v
     """
     image = _check_image(image_hwc_u8)
     size_hw = image.shape[:2]
-    heat_hwc = _heat_rgb(np.asarray(sim_hw), size_hw, scale, value_range, cmap, upsample)
-    out = blend(base_image(image, base), heat_hwc, float(opacity))
+    heat = _heat_image(np.asarray(sim_hw), size_hw, scale, value_range, cmap, upsample)
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must lie in [0, 1]; got {opacity}")
+    canvas = Image.blend(_photo_image(image, base), heat, float(opacity))
     radius = marker_radius if marker_radius is not None else max(4.0, round(0.03 * min(size_hw)))
-    if pin_xy is not None:
-        _draw_ring(out, pin_xy, MARKER_COLORS["pinned"], radius * PIN_RING_SCALE)
-    if marker_xy is not None:
-        _draw_ring(out, marker_xy, MARKER_COLORS["reference"], radius)
-    return out
+    draw = ImageDraw.Draw(canvas)
+    for xy, color, ring_radius in ((pin_xy, MARKER_COLORS["pinned"], radius * PIN_RING_SCALE),
+                                   (marker_xy, MARKER_COLORS["reference"], radius)):
+        if xy is not None:
+            _check_marker(xy, size_hw)
+            _ring(draw, xy, color, ring_radius)
+    return np.array(canvas.convert("RGB"))
 
 
 def render_channel(image_hwc_u8: Any, channel_hw: Any, **kwargs: Any) -> np.ndarray:

@@ -1,26 +1,15 @@
-"""Where FeatureLens keeps downloaded weights and built caches, and what caches exist there.
-
-Everything lives under ``$FEATURELENS_HOME`` (default ``~/.cache/featurelens``).
-"""
+"""What caches exist in a folder (default: the app's caches folder, :func:`featurelens.config.caches_dir`)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["featurelens_home", "caches_dir", "CacheEntry", "list_caches"]
+from ..config import caches_dir
+from .errors import CacheError
+from .reader import open_cache
 
-
-def featurelens_home() -> Path:
-    """``$FEATURELENS_HOME`` or ``~/.cache/featurelens``."""
-    home = os.environ.get("FEATURELENS_HOME")
-    return Path(home) if home else Path.home() / ".cache" / "featurelens"
-
-
-def caches_dir() -> Path:
-    """The folder the app builds feature caches into (``<home>/caches``)."""
-    return featurelens_home() / "caches"
+__all__ = ["CacheEntry", "list_caches"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +25,6 @@ class CacheEntry:
 
 def list_caches(folder: str | Path | None = None) -> list[CacheEntry]:
     """Every ``*.zarr`` cache in ``folder`` (default :func:`caches_dir`), sorted by name."""
-    from .cache import CacheError, open_cache
-
     folder = Path(folder) if folder else caches_dir()
     entries = []
     for path in sorted(folder.glob("*.zarr")) if folder.is_dir() else []:

@@ -24,8 +24,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .overlays import COLOR_SCALES, COLORMAPS, UPSAMPLE_MODES, render_overlay, shared_range
-from .similarity import (channel_map, describe_metric_choice, get_metric, pixel_to_cell, reference_vector,
-                         region_reference, similarity_map)
+from .locations import channel_map, pixel_to_cell, reference_vector, region_reference
+from .metrics import describe_metric_choice, get_metric, similarity_map
 
 __all__ = ["OverlaySettings", "OverlayView", "VectorComparison", "layer_views", "image_views", "pair_views",
            "grid_view", "compare_vectors",

@@ -8,6 +8,10 @@ import re
 from pathlib import Path
 from typing import Callable
 
+import pooch
+
+from ..config import weights_dir
+
 __all__ = ["WeightsUnavailableError", "WeightsCorruptError", "weights_cache_dir", "fetch_weights", "file_sha256"]
 
 
@@ -21,9 +25,7 @@ class WeightsCorruptError(RuntimeError):
 
 def weights_cache_dir() -> Path:
     """Where downloaded weights live: ``$FEATURELENS_HOME/weights`` or ``~/.cache/featurelens/weights``."""
-    from .home import featurelens_home
-
-    return featurelens_home() / "weights"
+    return weights_dir()
 
 
 @functools.lru_cache(maxsize=32)
@@ -55,8 +57,6 @@ def fetch_weights(url: str, *, cache_dir: Path | None = None, sha256: str | None
     name (``resnet18-f37072fd.pth``). A failed or corrupt download leaves no file behind:
     pooch writes to a temporary file and moves it into place only when complete.
     """
-    import pooch  # imported here: only online models need it
-
     cache_dir = Path(cache_dir) if cache_dir else weights_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     fname = url.rsplit("/", 1)[-1]

@@ -23,11 +23,12 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..images import to_rgb_image
 from . import zoo  # noqa: F401  (registers the models)
 from .devices import resolve_device
 from .extraction import capture
-from .images import to_rgb_image
-from .layouts import image_hwc_to_chw_tensor, nchw_to_nhwc, tokens_nlc_to_nhwc
+from .layouts import nchw_to_nhwc, tokens_nlc_to_nhwc
+from .preprocessing import make_resize
 from .registry import LayerSpec, ModelSpec, get_spec
 from .weights import weights_cache_dir
 
@@ -72,15 +73,14 @@ class FeatureModel:
 
     def __init__(self, module: nn.Module, spec: ModelSpec, device: torch.device,
                  num_prefix_tokens: int = 0, has_classifier: bool = True):
-        self.module = module.to(device).eval()
+        self.module = module
         self.spec = spec
         self.device = device
         self.num_prefix_tokens = num_prefix_tokens
         self.has_classifier = has_classifier
         self._lock = threading.Lock()
-        scale = torch.tensor(spec.std).view(1, 3, 1, 1)
-        shift = torch.tensor(spec.mean).view(1, 3, 1, 1)
-        self._scale, self._shift = scale.to(device), shift.to(device)
+        self._transforms = spec.transforms()
+        self._resize = make_resize(spec.input_hw)
 
     @property
     def name(self) -> str:
@@ -103,27 +103,19 @@ class FeatureModel:
         return self.layer(name).label(self.input_hw)
 
     def preprocess(self, images: Sequence[ImageLike]) -> torch.Tensor:
-        """RGB images (PIL or ``image_hwc_u8``) → uint8-valued float ``(N, 3, H, W)`` in [0, 1] on the CPU,
-        each image resized whole (no crop) to ``input_hw`` with bicubic resampling."""
+        """RGB images (PIL or ``image_hwc_u8``) → normalised float32 ``(N, 3, H, W)`` on the CPU,
+        through the registry record's transforms (whole image resized to ``input_hw``, bicubic)."""
         if len(images) == 0:
             raise ValueError("no images given: pass at least one image")
-        tensors = [image_hwc_to_chw_tensor(self.resize(img)) for img in images]
-        return torch.stack(tensors)
+        return torch.stack([self._transforms(to_rgb_image(image)) for image in images])
 
     def resize(self, image: ImageLike) -> np.ndarray:
-        """One image → ``image_hwc_u8`` at the model's input size."""
-        pil = to_rgb_image(image)
-        h, w = self.input_hw
-        if pil.size != (w, h):
-            pil = pil.resize((w, h), Image.BICUBIC)
-        return np.asarray(pil)
-
-    def _normalise(self, batch_nchw: torch.Tensor) -> torch.Tensor:
-        return (batch_nchw.to(self.device, non_blocking=True) - self._shift) / self._scale
+        """One image → ``image_hwc_u8`` at the model's input size (what the model sees)."""
+        return np.asarray(self._resize(to_rgb_image(image)))
 
     def run(self, batch_nchw: torch.Tensor, layers: Sequence[str],
             with_logits: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """One forward pass of a preprocessed batch ``(N, 3, H, W)`` in [0, 1].
+        """One forward pass of a batch ``(N, 3, H, W)`` from :meth:`preprocess` (normalised).
 
         Returns ``{layer: feats_nhwc}`` (float32, CPU, in the order asked) and the logits
         ``(N, classes)`` when ``with_logits`` (else None).
@@ -131,7 +123,7 @@ class FeatureModel:
         specs = [self.layer(name) for name in layers]
         paths = list(dict.fromkeys(spec.module for spec in specs))
         with self._lock, torch.inference_mode(), capture(self.module, paths) as raw:
-            logits = self.module(self._normalise(batch_nchw))
+            logits = self.module(batch_nchw.to(self.device, non_blocking=True))
             feats = {spec.name: self._to_nhwc(raw[spec.module]) for spec in specs}
         return feats, (logits.float().cpu() if with_logits else None)
 
@@ -148,8 +140,11 @@ class FeatureModel:
 
     def features(self, images: Sequence[ImageLike], layers: Sequence[str] | None = None,
                  batch_size: int = 16) -> dict[str, np.ndarray]:
-        """Images → ``{layer: feats_nhwc}`` float32 numpy arrays; ``layers`` default to the model's standard set."""
-        layers = list(layers or self.spec.default_layers)
+        """Images → ``{layer: feats_nhwc}`` float32 numpy arrays, in the order asked.
+
+        ``layers``: names, one name, ``"a,b"``, or None for the model's standard set
+        (see :meth:`~featurelens.models.ModelSpec.resolve_layers`)."""
+        layers = list(self.spec.resolve_layers(layers))
         parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
         for start in range(0, len(images), batch_size):
             feats, _ = self.run(self.preprocess(images[start:start + batch_size]), layers)
@@ -180,35 +175,48 @@ def load_model(name: str, device: str | torch.device | None = None, *,
 
     ``device`` defaults to cuda → mps → cpu. ``weights_path`` replaces the registered
     weights file (it must still load strictly). Online-only models download their weights
-    once; without a network they raise :class:`~featurelens.weights.WeightsUnavailableError`
+    once; without a network they raise :class:`~featurelens.models.WeightsUnavailableError`
     naming the offline models.
     """
     spec = get_spec(name)
+    target = resolve_device(device)
     module = spec.builder(weights_path=weights_path, progress=progress)
-    return FeatureModel(module, spec, resolve_device(device))
+    return FeatureModel(module.to(target).eval(), spec, target)
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    """Where the module's parameters (or buffers) live; cpu for a module without any."""
+    tensor = next(iter(module.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(module.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
 
 
 def wrap_module(module: nn.Module, *, name: str = "custom.module", input_hw: tuple[int, int] = (224, 224),
                 layers: Sequence[str] | None = None, scaling: str = "imagenet",
                 mean: tuple[float, float, float] = zoo.IMAGENET_MEAN,
-                std: tuple[float, float, float] = zoo.IMAGENET_STD,
-                device: str | torch.device | None = None) -> FeatureModel:
+                std: tuple[float, float, float] = zoo.IMAGENET_STD) -> FeatureModel:
     """Wrap any ``nn.Module``: layers are module paths (see :func:`~featurelens.list_layers`).
 
+    The module is used where it is and as it is: it is never moved to another device, and its
+    training mode is switched to eval only during a forward pass and restored afterwards.
     Channels and stride of each layer are measured with one dummy forward pass. ViT-style
     token outputs ``(N, L, C)`` become ``(N, H, W, C)`` grids with the model's
     ``num_prefix_tokens`` (class/register tokens) dropped.
     """
-    paths = list(layers) if layers else [p for p, m in module.named_children()]
+    paths = list(layers) if layers is not None else [p for p, _ in module.named_children()]
+    if not paths:
+        raise ValueError("no layers to wrap: pass module paths, see featurelens.list_layers(module)")
     prefix = int(getattr(module, "num_prefix_tokens", 0))
+    device = _module_device(module)
     probe_spec = ModelSpec(name=name, arch=name.split(".")[0], description="wrapped module", input_hw=input_hw,
                            scaling=scaling, layers=tuple(LayerSpec(p, p, 1, 1) for p in paths),
                            default_layers=(), weights_source="in memory", weights_sha256="", license="unknown",
                            offline=True, builder=lambda **_: module, mean=mean, std=std)
-    probe = FeatureModel(module, probe_spec, resolve_device(device), num_prefix_tokens=prefix, has_classifier=False)
+    probe = FeatureModel(module, probe_spec, device, num_prefix_tokens=prefix, has_classifier=False)
     feats, _ = probe.run(torch.zeros(1, 3, *input_hw), paths)
     measured = tuple(LayerSpec(p, p, f.shape[3], max(1, round(input_hw[0] / f.shape[1]))) for p, f in feats.items())
     measured = tuple(sorted(measured, key=lambda spec: spec.stride))
     spec = ModelSpec(**{**probe_spec.__dict__, "layers": measured,
                         "default_layers": tuple(s.name for s in measured)})
-    return FeatureModel(module, spec, probe.device, num_prefix_tokens=prefix, has_classifier=False)
+    return FeatureModel(module, spec, device, num_prefix_tokens=prefix, has_classifier=False)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from featurelens.overlays import BaseMode, UpsampleMode, base_image, blend, upsample_map
+from .overlays import BaseMode, UpsampleMode, base_image, blend, upsample_map
 
 __all__ = [
     "NegativeHandling",

@@ -36,6 +36,7 @@ from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from skimage.exposure import rescale_intensity
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -45,7 +46,12 @@ __all__ = [
     "ImageSource",
     "load_image",
     "to_rgb_array",
+    "DISPLAY_PX",
+    "display_image",
 ]
+
+DISPLAY_PX: int = 512
+"""Longest side of the photos the app draws overlays on."""
 
 DEFAULT_MAX_PIXELS: int = 50_000_000
 """Largest accepted ``width * height``; checked from the header before decoding."""
@@ -95,7 +101,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     >>> load_image(b"", name="cat.jpg")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    featurelens.images.ImageLoadError: 'cat.jpg' is empty (0 bytes): ...; upload the file again...
+    featurelens.images.loading.ImageLoadError: 'cat.jpg' is empty (0 bytes): ...; upload the file again...
     """
     label = repr(name) if name else _describe(source)
     if isinstance(source, Image.Image):
@@ -139,6 +145,19 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
     rgb = image if image.mode == "RGB" else _to_rgb(image, "the image")
     image_hwc_u8 = np.array(rgb, dtype=np.uint8, copy=True, order="C")
     return image_hwc_u8
+
+
+def display_image(image: Image.Image | np.ndarray, max_side: int = DISPLAY_PX) -> np.ndarray:
+    """``image_hwc_u8`` in the image's own aspect ratio, shrunk (bicubic) so its longest side is
+    at most ``max_side``; smaller images keep their size.
+
+    >>> display_image(np.zeros((300, 900, 3), np.uint8), 512).shape
+    (171, 512, 3)
+    """
+    pil = to_rgb_image(image)
+    if max(pil.size) > max_side:
+        pil = ImageOps.contain(pil, (max_side, max_side), Image.BICUBIC)
+    return np.asarray(pil)
 
 
 # --- sources ------------------------------------------------------------------
@@ -357,7 +376,6 @@ def _scale_floats(values: np.ndarray, label: str, strict: bool) -> np.ndarray:
 
 def _stretch(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """Linearly map ``low..high`` onto 0..255 (a constant image becomes 0)."""
-    span = high - low
-    if span == 0.0:
+    if high - low == 0.0:
         return np.zeros(values.shape, dtype=np.uint8)
-    return np.rint((values - low) * (255.0 / span)).astype(np.uint8)
+    return np.rint(rescale_intensity(values, in_range=(low, high), out_range=(0.0, 255.0))).astype(np.uint8)

@@ -10,28 +10,17 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .images import to_rgb_image
-from .models import FeatureModel, Prediction
+from ..images import display_image
+from .feature_model import FeatureModel, Prediction
 
-__all__ = ["ImageReport", "analyse_image", "display_image", "layer_rows", "DISPLAY_PX"]
-
-DISPLAY_PX = 512
-
-
-def display_image(image: Image.Image | np.ndarray, max_side: int = DISPLAY_PX) -> np.ndarray:
-    """``image_hwc_u8`` in the image's own aspect ratio with its longest side at most ``max_side``."""
-    pil = to_rgb_image(image)
-    scale = max_side / max(pil.size)
-    if scale < 1:
-        pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.BICUBIC)
-    return np.asarray(pil)
+__all__ = ["ImageReport", "analyse_image", "layer_rows"]
 
 
 @dataclass(frozen=True)
 class ImageReport:
     """``input_hwc_u8``: the image as the model sees it (resized to its input);
     ``display_hwc_u8``: the image in its own aspect ratio, longest side at most
-    ``DISPLAY_PX`` (feature maps stretch onto it exactly, since the model saw the whole image);
+    ``featurelens.images.DISPLAY_PX`` (feature maps stretch onto it exactly, since the model saw the whole image);
     ``feats_hwc``: every layer's features ``(H, W, C)`` float32; ``predictions``: top-k.
     All arrays are read-only."""
 

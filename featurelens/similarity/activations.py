@@ -4,8 +4,8 @@
 >>> strongest_channels(feats_hwc, 2).tolist()
 [1, 2]
 >>> layout = MontageLayout(n_tiles=6, cols=3, tile_px=10, gap=2)
->>> layout.size_wh, layout.tile_at((13, 1)), layout.tile_at((11, 1))
-((34, 22), 1, None)
+>>> layout.size_wh, layout.tile_at((15, 3)), layout.tile_at((13, 3)), layout.tile_at((1, 1))
+((38, 26), 1, None, None)
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from skimage.util import montage
 
 from .overlays import colormap_lut, normalize_map, upsample_map
 
@@ -35,7 +36,8 @@ def strongest_channels(feats_hwc: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MontageLayout:
-    """Tiles of ``tile_px`` squares in rows of ``cols``, ``gap`` pixels apart."""
+    """Tiles of ``tile_px`` squares in rows of ``cols``, with ``gap`` pixels between tiles and
+    around the border (the layout :func:`skimage.util.montage` draws with ``padding_width=gap``)."""
 
     n_tiles: int
     cols: int
@@ -49,20 +51,21 @@ class MontageLayout:
     @property
     def size_wh(self) -> tuple[int, int]:
         step = self.tile_px + self.gap
-        return (self.cols * step - self.gap, self.rows * step - self.gap)
+        return (self.cols * step + self.gap, self.rows * step + self.gap)
 
     def tile_origin(self, index: int) -> tuple[int, int]:
         """Top-left pixel ``(x, y)`` of tile ``index``."""
         step = self.tile_px + self.gap
-        return ((index % self.cols) * step, (index // self.cols) * step)
+        return (self.gap + (index % self.cols) * step, self.gap + (index // self.cols) * step)
 
     def tile_at(self, xy: tuple[float, float]) -> int | None:
         """The tile under pixel ``(x, y)`` of the montage, or None on a gap or outside."""
         step = self.tile_px + self.gap
-        col, row = int(xy[0] // step), int(xy[1] // step)
-        inside = xy[0] - col * step < self.tile_px and xy[1] - row * step < self.tile_px
+        x, y = xy[0] - self.gap, xy[1] - self.gap
+        col, row = int(x // step), int(y // step)
+        inside = x >= 0 and y >= 0 and x - col * step < self.tile_px and y - row * step < self.tile_px
         index = row * self.cols + col
-        if not inside or xy[0] < 0 or xy[1] < 0 or col >= self.cols or index >= self.n_tiles:
+        if not inside or col >= self.cols or index >= self.n_tiles:
             return None
         return index
 
@@ -71,12 +74,9 @@ def channel_montage(feats_hwc: np.ndarray, channels: np.ndarray, layout: Montage
                     cmap: str = "magma") -> np.ndarray:
     """One tile per channel map (each on its own min–max scale, nearest upsampling so the
     grid stays visible) → ``image_hwc_u8`` of ``layout.size_wh`` on a white background."""
-    width, height = layout.size_wh
-    montage_hwc = np.full((height, width, 3), 255, np.uint8)
     lut = colormap_lut(cmap)
     size = (layout.tile_px, layout.tile_px)
-    for index, channel in enumerate(channels[: layout.n_tiles]):
-        norm_hw = upsample_map(normalize_map(feats_hwc[..., int(channel)], "adaptive"), size, "nearest")
-        x, y = layout.tile_origin(index)
-        montage_hwc[y:y + layout.tile_px, x:x + layout.tile_px] = lut[(norm_hw * 255 + 0.5).astype(np.uint8)]
-    return montage_hwc
+    tiles_nhwc = np.stack([lut[(upsample_map(normalize_map(feats_hwc[..., int(channel)], "adaptive"), size, "nearest")
+                                * 255 + 0.5).astype(np.uint8)] for channel in channels[: layout.n_tiles]])
+    return montage(tiles_nhwc, grid_shape=(layout.rows, layout.cols), padding_width=layout.gap, fill=(255, 255, 255),
+                   channel_axis=-1).astype(np.uint8)

@@ -1,6 +1,7 @@
-"""``python -m featurelens cache build`` and ``cache info``: the command-line face of :mod:`featurelens.cache`.
+"""The command line, in one place: ``python -m featurelens models | cache build | cache info``.
 
-Build (re-running the same command resumes an interrupted build)::
+The only module of the core that prints. Build (re-running the same command resumes an
+interrupted build)::
 
     python -m featurelens cache build --images photos/ --labels photos/labels.csv \\
         --model efficientnet_lite0 --out photos.zarr
@@ -19,16 +20,45 @@ from typing import Callable
 import pandas as pd
 from tqdm import tqdm
 
-from .cache import CacheError, build_cache, image_metadata, open_cache
-from .gallery import GalleryError, GalleryImage, bundled_gallery, folder_images
-from .models import load_model
-from .registry import UnknownLayerError, UnknownModelError
-from .weights import WeightsCorruptError, WeightsUnavailableError
+from .caches import CacheError, build_cache, image_metadata, open_cache
+from .images import GalleryError, GalleryImage, bundled_gallery, folder_images
+from .models import (UnknownLayerError, UnknownModelError, WeightsCorruptError, WeightsUnavailableError, get_spec,
+                     list_models, load_model, weights_available)
 
-__all__ = ["add_cache_commands"]
+__all__ = ["build_parser", "main"]
 
 _USER_ERRORS = (CacheError, GalleryError, UnknownModelError, UnknownLayerError, WeightsUnavailableError,
                 WeightsCorruptError)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    for name in list_models(include=args.include):
+        spec = get_spec(name)
+        where = "offline" if weights_available(name) else "needs download"
+        print(f"{name:28s} {where:15s} input {spec.input_hw[0]}×{spec.input_hw[1]}  {spec.description}")
+        if not args.brief:
+            for layer in spec.layers:
+                default = "*" if layer.name in spec.default_layers else " "
+                print(f"    {default} {layer.name:12s} {layer.label(spec.input_hw):28s} module {layer.module}")
+    if not args.brief:
+        print("\n* = in the model's standard layer set (used when --layers is not given)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m featurelens", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    models = sub.add_parser("models", help="list every model, whether it works offline, and its layers")
+    models.add_argument("--include", default="*", help="glob on model names, e.g. 'efficientnet*'")
+    models.add_argument("--brief", action="store_true", help="one line per model, no layers")
+    models.set_defaults(func=_cmd_models)
+    add_cache_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
 
 
 def add_cache_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -9,11 +9,13 @@ that permutes axes.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["nchw_to_nhwc", "tokens_nlc_to_nhwc", "image_hwc_to_chw_tensor"]
+__all__ = ["Layout", "FEATURES_NHWC", "IMAGES_NHWC", "PER_IMAGE_N", "nchw_to_nhwc", "tokens_nlc_to_nhwc",
+           "image_hwc_to_chw_tensor"]
 
 
 def nchw_to_nhwc(feats_nchw: torch.Tensor) -> torch.Tensor:
@@ -56,3 +58,26 @@ def image_hwc_to_chw_tensor(image_hwc_u8: np.ndarray) -> torch.Tensor:
     if image_hwc_u8.ndim != 3 or image_hwc_u8.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB array, got shape {image_hwc_u8.shape}")
     return torch.from_numpy(np.array(image_hwc_u8, dtype=np.uint8, order="C", copy=True)).permute(2, 0, 1).float().div_(255.0)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A named array layout: ``name`` as recorded in cache attributes, ``dims`` as zarr
+    ``dimension_names``.
+
+    >>> FEATURES_NHWC.name, FEATURES_NHWC.dims
+    ('NHWC', ('image', 'y', 'x', 'channel'))
+    """
+
+    name: str
+    dims: tuple[str, ...]
+
+
+FEATURES_NHWC = Layout("NHWC", ("image", "y", "x", "channel"))
+"""Feature maps of many images, channels last: how caches store features."""
+
+IMAGES_NHWC = Layout("NHWC", ("image", "y", "x", "rgb"))
+"""RGB images of many pictures (thumbnails), uint8."""
+
+PER_IMAGE_N = Layout("N", ("image",))
+"""One value per image (metadata columns)."""

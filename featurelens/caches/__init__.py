@@ -1,0 +1,20 @@
+"""Feature caches: one model's features for a whole image set, in a self-describing Zarr v3 group.
+
+Built once by :func:`build_cache` (or ``python -m featurelens cache build``), opened
+read-only by :func:`open_cache`, which refuses a cache built for another model, layer or
+preprocessing, naming both values. The format is described in :mod:`featurelens.caches.format`.
+"""
+
+from .build import build_cache
+from .errors import CacheCorruptError, CacheError, CacheIncompleteError, CacheMismatchError
+from .format import CACHE_FORMAT, TARGET_CHUNK_BYTES, CacheImage
+from .listing import CacheEntry, list_caches
+from .reader import FeatureCache, open_cache
+from .stores import StoreLike, as_store
+from .table import image_metadata
+
+__all__ = [
+    "CACHE_FORMAT", "TARGET_CHUNK_BYTES", "CacheCorruptError", "CacheEntry", "CacheError", "CacheImage",
+    "CacheIncompleteError", "CacheMismatchError", "FeatureCache", "StoreLike", "as_store", "build_cache", "image_metadata",
+    "list_caches", "open_cache",
+]

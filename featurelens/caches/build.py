@@ -1,0 +1,379 @@
+"""Building a cache: plan (validate arguments, fix every attribute), create, run chunks, resume.
+
+>>> from zarr.storage import MemoryStore
+>>> from featurelens.gallery import bundled_gallery
+>>> from featurelens.models import load_model
+>>> model = load_model("efficientnet_lite0", device="cpu")
+>>> cache = build_cache(MemoryStore(), bundled_gallery()[:2], model, ["stage5"], dataset_name="demo")
+>>> cache.features("stage5").shape, cache.thumbnails.shape
+((2, 14, 14, 112), (2, 128, 128, 3))
+>>> list(cache.metadata[["id", "width", "height"]].itertuples(index=False, name=None))
+[('chelsea', 451, 300), ('coffee', 600, 400)]
+"""
+
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import zarr
+from PIL import Image
+from zarr.abc.store import Store
+from zarr.core.sync import sync
+
+from ..images import ImageLoadError
+from ..models import FeatureModel, load_model
+from ..models.layouts import FEATURES_NHWC, IMAGES_NHWC
+from .errors import CacheError, CacheMismatchError
+from .format import (_FEATURE_DTYPE, _IDENTITY, _MEASURED, _MEMBERS, _WRITE_CONFIG, CACHE_FORMAT,
+                     TARGET_CHUNK_BYTES, CacheImage, _layer_list, _new_array)
+from .reader import FeatureCache, _check_layout, open_cache
+from .stores import StoreLike, as_store, _open_group, _where
+from .table import _metadata_attrs, _static_table, _write_table
+
+__all__ = ["build_cache"]
+
+ProgressFn = Callable[[int, int], None]
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a build decides before touching the store; ``attrs`` are its JSON form."""
+
+    attrs: dict[str, Any]
+    table: pd.DataFrame  # static metadata, one row per image
+
+    @property
+    def n_images(self) -> int:
+        return int(self.attrs["n_images"])
+
+    @property
+    def chunk_images(self) -> int:
+        return int(self.attrs["chunk_images"])
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_images // self.chunk_images)
+
+    @property
+    def layers(self) -> dict[str, dict[str, Any]]:
+        return self.attrs["layers"]
+
+
+def build_cache(store: StoreLike, images: Sequence[CacheImage], model: FeatureModel | str,
+                layers: Sequence[str] | str | None = None, *, dataset_name: str, description: str = "",
+                metadata: pd.DataFrame | None = None, batch_size: int = 16, thumb_size: int = 128,
+                chunk_images: int | None = None, recipe: str | None = None, build_command: str | None = None,
+                progress: ProgressFn | None = None) -> FeatureCache:
+    """Compute ``model``'s features for ``images`` into a cache at ``store``; resume it if started before.
+
+    Args:
+        store: where the cache lives (see :data:`StoreLike`); a folder path for a resumable build.
+        images: objects with ``.id``, ``.source`` (or ``.path``) and ``.load() -> PIL RGB``.
+        model: a :class:`~featurelens.models.FeatureModel` or a registry name.
+        layers: layer names (a list or ``"a,b"``); default the model's standard set.
+        dataset_name, description, recipe: recorded in the attributes.
+        metadata: extra columns, one row per image in ``images`` order (an ``id`` column must
+            match); default :func:`image_metadata` of ``images``. ``width``, ``height`` and
+            ``load_error`` are measured and added.
+        batch_size: images per forward pass (batches never cross a chunk).
+        thumb_size: longer side of the thumbnails in pixels.
+        chunk_images: images per chunk; default from :data:`TARGET_CHUNK_BYTES`.
+        build_command: how the build was started, quoted when an unfinished cache is opened.
+        progress: called as ``progress(images_done, n_images)`` after each batch.
+
+    Returns:
+        The finished cache, opened read-only.
+
+    Raises:
+        CacheMismatchError: ``store`` holds a cache started with other arguments.
+        CacheError: ``store`` is not empty and not a cache, or the arguments are invalid.
+    """
+    feature_model = load_model(model) if isinstance(model, str) else model
+    plan = _plan(images, feature_model, layers, dataset_name=dataset_name, description=description,
+                 metadata=metadata, thumb_size=thumb_size, chunk_images=chunk_images, recipe=recipe,
+                 build_command=build_command)
+    _positive("batch_size", batch_size)
+    target = as_store(store, read_only=False)
+    root = _root_for_build(target, plan)
+    if not root.attrs["complete"]:
+        _run_chunks(root, plan, list(images), feature_model, batch_size, progress)
+        _mark_complete(root)
+    elif progress is not None:
+        progress(plan.n_images, plan.n_images)
+    return open_cache(target, model=feature_model, layers=list(plan.layers))
+
+
+def _positive(name: str, value: int) -> None:
+    if not isinstance(value, (int, np.integer)) or value < 1:
+        raise CacheError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _plan(images: Sequence[CacheImage], model: FeatureModel, layers: Sequence[str] | str | None, *,
+          dataset_name: str, description: str, metadata: pd.DataFrame | None, thumb_size: int,
+          chunk_images: int | None, recipe: str | None, build_command: str | None) -> _Plan:
+    """Validate the arguments and fix every attribute of the cache to build."""
+    ids = _image_ids(images)
+    names = _layer_names(model, layers)
+    _positive("thumb_size", thumb_size)
+    shapes = {name: _layer_entry(model, name) for name in names}
+    thumb_hw = _thumbnail_hw(model.input_hw, thumb_size)
+    k = chunk_images if chunk_images is not None else _auto_chunk_images(shapes, thumb_hw, len(ids))
+    _positive("chunk_images", k)
+    table = _static_table(images, metadata)
+    attrs = {
+        "featurelens_cache_format": CACHE_FORMAT, "complete": False,
+        "model": model.spec.name, "weights_sha256": model.spec.weights_sha256,
+        "preprocessing": model.spec.preprocessing, "input_hw": list(model.input_hw),
+        "layers": shapes, "layout": FEATURES_NHWC.name, "dtype": np.dtype(_FEATURE_DTYPE).name, "scale": 1.0,
+        "dataset": {"name": dataset_name, "description": description},
+        "n_images": len(ids), "chunk_images": int(min(k, len(ids))), "thumbnail_hw": list(thumb_hw),
+        "created": _now(), "completed": None, "recipe": recipe,
+        "image_ids": ids, "image_sources": [_source(image) for image in images],
+        "metadata": _metadata_attrs(table), "skipped": [], "build_command": build_command,
+    }
+    return _Plan(attrs=json.loads(json.dumps(attrs)), table=table)
+
+
+def _image_ids(images: Sequence[CacheImage]) -> list[str]:
+    """The images' ids, checked: at least one, each an object with ``id`` and ``load``, no repeats."""
+    if len(images) == 0:
+        raise CacheError("no images to cache: pass at least one image (e.g. featurelens.gallery.folder_images(DIR))")
+    for image in images:
+        if not (hasattr(image, "id") and callable(getattr(image, "load", None))):
+            raise CacheError(f"cannot cache {image!r}: images need an .id and a .load() method; "
+                             "wrap files with featurelens.gallery.folder_images(DIR)")
+    ids = [str(image.id) for image in images]
+    repeated = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+    if repeated:
+        raise CacheError(f"image ids must be unique, but {', '.join(repeated[:5])} appear more than once")
+    return ids
+
+
+def _source(image: CacheImage) -> str:
+    """Where an image came from: its ``path`` if it has one, else its ``source``."""
+    return str(getattr(image, "path", None) or getattr(image, "source", ""))
+
+
+
+def _layer_names(model: FeatureModel, layers: Sequence[str] | str | None) -> list[str]:
+    """The layers to build: the given ones (checked against the model) or the model's standard set."""
+    names = _layer_list(layers) or list(model.spec.default_layers)
+    for name in names:
+        model.layer(name)  # raises UnknownLayerError naming the valid layers and list_layers
+    return names
+
+
+def _layer_entry(model: FeatureModel, name: str) -> dict[str, Any]:
+    """``{"shape": [H, W, C], "stride": s}`` of a layer at the model's input size."""
+    spec = model.layer(name)
+    return {"shape": [*spec.grid_hw(model.input_hw), spec.channels], "stride": spec.stride}
+
+
+def _thumbnail_hw(input_hw: tuple[int, int], thumb_size: int) -> tuple[int, int]:
+    """Thumbnail size with the model input's aspect ratio and longer side ``thumb_size``."""
+    h, w = input_hw
+    if h >= w:
+        return thumb_size, max(1, round(thumb_size * w / h))
+    return max(1, round(thumb_size * h / w)), thumb_size
+
+
+def _auto_chunk_images(shapes: Mapping[str, Mapping[str, Any]], thumb_hw: tuple[int, int], n: int) -> int:
+    """Images per chunk so the largest array's chunk is about :data:`TARGET_CHUNK_BYTES`.
+
+    >>> _auto_chunk_images({"stage2": {"shape": [56, 56, 24]}}, (128, 128), 1000)
+    27
+    """
+    itemsize = np.dtype(_FEATURE_DTYPE).itemsize
+    per_image = max([int(np.prod(s["shape"])) * itemsize for s in shapes.values()] + [thumb_hw[0] * thumb_hw[1] * 3])
+    return max(1, min(n, TARGET_CHUNK_BYTES // per_image))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _root_for_build(store: Store, plan: _Plan) -> zarr.Group:
+    """The group to build into: a new cache, or the same build's unfinished or finished one."""
+    try:
+        root = _open_group(store, mode="r+")
+    except FileNotFoundError:
+        root = None
+    if root is not None and "featurelens_cache_format" in root.attrs:
+        _check_same_build(dict(root.attrs), plan.attrs, _where(store))
+        if not root.attrs["complete"]:
+            _check_layout(root, dict(root.attrs), _where(store))
+        return root
+    if not _is_empty_or_unfinished_setup(store, root):
+        raise CacheError(f"{_where(store)} is not empty and is not a FeatureLens cache; choose a new "
+                         "--out path (or an empty folder) so nothing there is overwritten")
+    return _create(store, plan)
+
+
+def _is_empty_or_unfinished_setup(store: Store, root: zarr.Group | None) -> bool:
+    """True for an empty store, or one holding only a cache whose setup stopped before its attributes."""
+    if root is None:
+        return sync(store.is_empty(""))
+    return not dict(root.attrs) and set(root.keys()) <= _MEMBERS
+
+
+def _check_same_build(cached: Mapping[str, Any], asked: Mapping[str, Any], where: str) -> None:
+    """Refuse to continue a cache whose identity fields differ from this build's."""
+    if cached["featurelens_cache_format"] != CACHE_FORMAT:
+        raise CacheMismatchError(f"{where} holds a cache in format {cached['featurelens_cache_format']}, this "
+                                 f"FeatureLens writes format {CACHE_FORMAT}; choose a new --out path")
+    for field in _IDENTITY:
+        if cached.get(field) != asked[field]:
+            old, new = cached.get(field), asked[field]
+            if field == "layers" and list(old or ()) != list(new):
+                old, new = list(old or ()), list(new)
+            raise CacheMismatchError(
+                f"cannot continue the cache at {where}: it was built with {field} "
+                f"{_difference(old, new)}. Re-run with the arguments it was "
+                "built with to resume or reuse it, or build into a new --out path (or delete the old cache).")
+
+
+def _difference(cached: Any, asked: Any) -> str:
+    """``"X, this build asks for Y"``, pointing at the first differing item of long lists or dicts."""
+    if isinstance(cached, list) and isinstance(asked, list) and len(cached) > 8:
+        if len(cached) != len(asked):
+            return f"of {len(cached)} entries, this build asks for {len(asked)} entries"
+        i = next(i for i, (a, b) in enumerate(zip(cached, asked)) if a != b)
+        return f"entry #{i} {cached[i]!r}, this build asks for {asked[i]!r}"
+    if isinstance(cached, dict) and isinstance(asked, dict):
+        keys = [key for key in {**cached, **asked} if cached.get(key) != asked.get(key)]
+        return f"{cached!r}, this build asks for {asked!r} (differs in {', '.join(map(repr, keys))})"
+    return f"{cached!r}, this build asks for {asked!r}"
+
+
+def _create(store: Store, plan: _Plan) -> zarr.Group:
+    """Write an empty cache: arrays first, the root attributes last (they mark it as a cache)."""
+    root = zarr.open_group(store, mode="w", zarr_format=3)
+    n, k = plan.n_images, plan.chunk_images
+    for name, entry in plan.layers.items():
+        _new_array(root, f"features/{name}", (n, *entry["shape"]), _FEATURE_DTYPE, FEATURES_NHWC.dims,
+                   k, {"layer": name, "layout": FEATURES_NHWC.name, "dtype": np.dtype(_FEATURE_DTYPE).name, "scale": 1.0, "stride": entry["stride"],
+                       "model": plan.attrs["model"], "weights_sha256": plan.attrs["weights_sha256"]})
+    h, w = plan.attrs["thumbnail_hw"]
+    _new_array(root, "thumbnails", (n, h, w, 3), np.uint8, IMAGES_NHWC.dims, k,
+               {"layout": IMAGES_NHWC.name, "content": "whole image resized (squashed, bicubic) to thumbnail_hw, "
+                "like the model input, so overlays line up with the feature grid"})
+    _write_table(root, plan.attrs["metadata"]["columns"], plan.table, n, k)
+    _new_array(root, "progress", (plan.n_chunks,), np.uint8, ("chunk",), 1,
+               {"meaning": "1 once images [i*chunk_images, (i+1)*chunk_images) are written to every array"})
+    root.attrs.update(plan.attrs)
+    return root
+
+
+def _run_chunks(root: zarr.Group, plan: _Plan, images: list[CacheImage], model: FeatureModel,
+                batch_size: int, progress: ProgressFn | None) -> None:
+    """Compute and write every chunk not yet marked done, in order."""
+    report = progress or (lambda done, total: None)
+    arrays = _writable_arrays(root, plan)
+    done_chunks = np.asarray(arrays["progress"][:])
+    k, n = plan.chunk_images, plan.n_images
+    finished = sum(min(n, (i + 1) * k) - i * k for i in np.flatnonzero(done_chunks))
+    report(finished, n)
+    for i in np.flatnonzero(done_chunks == 0):
+        start, stop = int(i) * k, min(n, (int(i) + 1) * k)
+        chunk = _compute_chunk(images[start:stop], model, plan, batch_size,
+                               lambda count, base=finished: report(base + count, n))
+        _write_chunk(arrays, slice(start, stop), chunk)
+        arrays["progress"][int(i)] = 1  # only now is the chunk done
+        finished += stop - start
+
+
+def _writable_arrays(root: zarr.Group, plan: _Plan) -> dict[str, zarr.Array]:
+    """Every array a chunk writes to, configured to store all-zero chunks too."""
+    paths = [f"features/{name}" for name in plan.layers] + ["thumbnails", "progress"]
+    paths += [f"metadata/{column}" for column in _MEASURED]
+    return {path: root[path].with_config(_WRITE_CONFIG) for path in paths}
+
+
+@dataclass
+class _Chunk:
+    """One chunk's results: ``feats_nhwc`` float16 per layer, ``thumbs_nhwc_u8``, sizes and load errors."""
+
+    feats_nhwc: dict[str, np.ndarray]
+    thumbs_nhwc_u8: np.ndarray
+    width_n: np.ndarray
+    height_n: np.ndarray
+    load_error_n: list[str]
+
+
+def _compute_chunk(images: list[CacheImage], model: FeatureModel, plan: _Plan, batch_size: int,
+                   report: Callable[[int], None]) -> _Chunk:
+    """Load, embed and thumbnail one chunk's images in batches (unreadable images stay zero)."""
+    n = len(images)
+    h, w = plan.attrs["thumbnail_hw"]
+    chunk = _Chunk({name: np.zeros((n, *entry["shape"]), _FEATURE_DTYPE) for name, entry in plan.layers.items()},
+                   np.zeros((n, h, w, 3), np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int64), [""] * n)
+    for start in range(0, n, batch_size):
+        batch = range(start, min(n, start + batch_size))
+        loaded = {}
+        for j in batch:
+            image = _load(images[j], chunk, j)
+            if image is not None:
+                loaded[j] = image
+        if loaded:
+            _embed(model, plan, list(loaded.values()), list(loaded), chunk)
+        for j, image in loaded.items():
+            chunk.thumbs_nhwc_u8[j] = np.asarray(image.resize((w, h), Image.BICUBIC), dtype=np.uint8)
+        report(batch.stop)
+    return chunk
+
+
+def _load(image: CacheImage, chunk: _Chunk, j: int) -> Image.Image | None:
+    """Decode one image, recording its size, or its error (returning None) if it cannot be read."""
+    try:
+        pil = image.load().convert("RGB")
+    except ImageLoadError as exc:
+        chunk.load_error_n[j] = str(exc) or type(exc).__name__
+        return None
+    chunk.width_n[j], chunk.height_n[j] = pil.size
+    return pil
+
+
+def _embed(model: FeatureModel, plan: _Plan, pils: list[Image.Image], rows: list[int], chunk: _Chunk) -> None:
+    """One forward pass; features go into ``chunk`` as float16 at ``rows``."""
+    feats = model.features(pils, list(plan.layers), batch_size=len(pils))
+    for name, entry in plan.layers.items():
+        feats_nhwc = feats[name]
+        if list(feats_nhwc.shape[1:]) != entry["shape"]:
+            raise CacheError(f"layer {name!r} of {model.name} gave features of shape {feats_nhwc.shape[1:]}, "
+                             f"but its registry entry promises {tuple(entry['shape'])}: the entry is wrong; "
+                             "fix its channels/stride in featurelens/zoo.py")
+        chunk.feats_nhwc[name][rows] = _to_float16(feats_nhwc, name)
+
+
+def _to_float16(feats_nhwc: np.ndarray, layer: str) -> np.ndarray:
+    """float32 → float16, refusing values that do not fit (no silent infinities)."""
+    half_nhwc = feats_nhwc.astype(_FEATURE_DTYPE)
+    if not np.isfinite(half_nhwc).all():
+        peak = float(np.nanmax(np.abs(feats_nhwc)))
+        raise CacheError(f"layer {layer!r} gave values float16 cannot hold (largest magnitude {peak:g}, "
+                         "or NaN): caches store float16; pick another layer")
+    return half_nhwc
+
+
+def _write_chunk(arrays: dict[str, zarr.Array], rows: slice, chunk: _Chunk) -> None:
+    """Write one whole chunk of every array (each write replaces one chunk key atomically)."""
+    for name, feats_nhwc in chunk.feats_nhwc.items():
+        arrays[f"features/{name}"][rows] = feats_nhwc
+    arrays["thumbnails"][rows] = chunk.thumbs_nhwc_u8
+    arrays["metadata/width"][rows] = chunk.width_n
+    arrays["metadata/height"][rows] = chunk.height_n
+    arrays["metadata/load_error"][rows] = np.array(chunk.load_error_n, dtype=str)
+
+
+def _mark_complete(root: zarr.Group) -> None:
+    """Set ``complete`` (after the last chunk) and list the images that could not be loaded."""
+    ids = root.attrs["image_ids"]
+    errors = np.asarray(root["metadata/load_error"][:])
+    skipped = [{"id": ids[i], "error": str(errors[i])} for i in np.flatnonzero(errors != "")]
+    root.attrs.update({"complete": True, "completed": _now(), "skipped": skipped})
+

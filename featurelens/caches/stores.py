@@ -1,0 +1,55 @@
+"""Stores: the one place where store-likes (a folder, a .zip, a dict, a zarr Store) become zarr stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import zarr
+from zarr.abc.store import Store
+from zarr.storage import LocalStore, MemoryStore, ZipStore
+
+from .errors import CacheCorruptError, CacheError
+
+__all__ = ["StoreLike", "as_store"]
+
+StoreLike = str | os.PathLike | Store | dict
+"""A directory path, a ``.zip`` path (read only), a ``dict`` (in memory) or any zarr ``Store``."""
+
+
+def as_store(store: StoreLike, *, read_only: bool) -> Store:
+    """Turn a store-like into a zarr ``Store`` (read-only when asked)."""
+    if isinstance(store, Store):
+        return store.with_read_only(True) if read_only and not store.read_only else store
+    if isinstance(store, dict):
+        return MemoryStore(store, read_only=read_only)
+    if isinstance(store, (str, os.PathLike)):
+        path = os.fspath(store)
+        if path.lower().endswith(".zip"):
+            if not read_only:
+                raise CacheError(f"cannot build into the zip file {path!r}: zip entries cannot be replaced, "
+                                 "so a build could not resume. Build into a folder, then zip its contents.")
+            return ZipStore(path, mode="r", read_only=True)
+        return LocalStore(path, read_only=read_only)
+    raise TypeError(f"expected a path, a dict or a zarr Store for the cache, got {type(store).__name__}")
+
+
+def _where(store: Store) -> str:
+    """How messages name a store: its folder or file, else its repr."""
+    for attr in ("root", "path"):
+        value = getattr(store, attr, None)
+        if isinstance(value, (str, Path)):
+            return str(value)
+    return "the in-memory store" if isinstance(store, MemoryStore) else repr(store)
+
+
+def _open_group(store: Store, mode: str) -> zarr.Group:
+    """The root group; a missing or unreadable ``zarr.json`` becomes a :class:`CacheError`."""
+    try:
+        return zarr.open_group(store, mode=mode, zarr_format=3)
+    except FileNotFoundError:  # includes zarr's GroupNotFoundError
+        raise
+    except Exception as exc:  # zarr raises JSON, value and key errors for a damaged zarr.json
+        raise CacheCorruptError(f"the zarr.json at {_where(store)} cannot be read ({type(exc).__name__}: "
+                                f"{exc}): the cache is damaged; delete it and build it again") from exc
+

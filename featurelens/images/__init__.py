@@ -1,0 +1,18 @@
+"""Images in: robust loading of anything a user hands us, and galleries (bundled photos,
+plain folders, uploads).
+
+>>> from featurelens.images import bundled_gallery
+>>> bundled_gallery()[0].caption
+'Chelsea the cat'
+"""
+
+from .gallery import (IMAGE_EXTENSIONS, GalleryError, GalleryImage, UnknownImageIdError, bundled_gallery, folder_images,
+                      get_gallery_image, upload_to_image)
+from .loading import (DEFAULT_MAX_PIXELS, DISPLAY_PX, MIN_SIDE, ImageLoadError, ImageSource, display_image, load_image,
+                      to_rgb_array, to_rgb_image)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS", "DISPLAY_PX", "IMAGE_EXTENSIONS", "MIN_SIDE", "GalleryError", "GalleryImage", "ImageLoadError",
+    "ImageSource", "UnknownImageIdError", "bundled_gallery", "display_image", "folder_images", "get_gallery_image",
+    "load_image", "to_rgb_array", "to_rgb_image", "upload_to_image",
+]

@@ -1,0 +1,107 @@
+"""Widgets every page uses: the lesson, the image picker, overlay controls, click and pick events."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from featurelens.images import ImageLoadError, bundled_gallery
+from featurelens.scenarios import Scenario
+from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MODES, OverlaySettings
+
+import featurelens as fl
+
+from .resources import load_gallery_image, load_upload
+
+
+def render_lesson(sc: Scenario, expanded: bool = False) -> None:
+    """The scenario's lesson: summary, what to try, what to notice, questions."""
+    st.markdown(sc.lesson.summary)
+    with st.expander("Lesson: what to try, what to notice, questions", expanded=expanded):
+        for title, items in (("Try", sc.lesson.try_), ("Notice", sc.lesson.notice), ("Discuss", sc.lesson.discuss)):
+            if items:
+                st.markdown(f"**{title}**\n" + "\n".join(f"- {item}" for item in items))
+
+
+def image_picker(key: str, default_id: str = "chelsea"):
+    """Gallery or upload → ``(image_key, PIL RGB image)``; shows an error and returns
+    ``(None, None)`` for a file that is not a usable image."""
+    gallery = {g.id: g for g in bundled_gallery()}
+    source = st.radio("Image source", ["Gallery", "Upload"], horizontal=True, key=f"{key}_source")
+    if source == "Upload":
+        upload = st.file_uploader("Upload an image", type=None, key=f"{key}_upload",
+                                  help="JPEG, PNG, TIFF, BMP, WebP; grayscale, 16-bit and RGBA are fine.")
+        if upload is None:
+            st.info("Choose an image file to upload, or switch to the gallery.")
+            return None, None
+        try:
+            image_key, _, image = load_upload(upload)
+            return image_key, image
+        except ImageLoadError as exc:
+            st.error(str(exc))
+            return None, None
+    ids = list(gallery)
+    index = ids.index(default_id) if default_id in ids else 0
+    image_id = st.selectbox("Gallery image", ids, index=index, key=f"{key}_gallery",
+                            format_func=lambda i: gallery[i].caption)
+    st.caption(f"Source: {gallery[image_id].source} · License: {gallery[image_id].license}")
+    return f"gallery:{image_id}", load_gallery_image(image_id)
+
+
+def consume_click(key: str) -> tuple[float, float] | None:
+    """A new click on the ``streamlit_image_coordinates`` widget ``key`` as normalised ``(x, y)``,
+    or None if there is none since the last call. Read before drawing, so the views drawn in
+    this run already show the new reference."""
+    value = st.session_state.get(key)
+    if not value or not value.get("width") or not value.get("height"):
+        return None
+    stamp = value.get("unix_time")
+    seen_key = f"{key}__seen"
+    if stamp is not None and st.session_state.get(seen_key) == stamp:
+        return None
+    st.session_state[seen_key] = stamp
+    # rounded as the shared link writes it, so a link reproduces this view pixel for pixel
+    x = round(min(max(value["x"] / value["width"], 0.0), 1.0), 4)
+    y = round(min(max(value["y"] / value["height"], 0.0), 1.0), 4)
+    return (x, y)
+
+
+def overlay_controls(prefix: str, defaults: OverlaySettings) -> OverlaySettings:
+    """Metric, colour scale, colormap, opacity, base photo and upsampling widgets → settings."""
+    for field_name, value in defaults.__dict__.items():
+        st.session_state.setdefault(f"{prefix}_{field_name}", value)
+    cols = st.columns([1.3, 1.2, 1, 1.2, 0.9, 0.9])
+    metric = cols[0].selectbox("Similarity", list(METRICS), key=f"{prefix}_metric",
+                               format_func=lambda k: METRICS[k].display_name,
+                               help="\n\n".join(f"**{m.display_name}**: {m.description}" for m in METRICS.values()))
+    scale = cols[1].radio("Colour scale", list(COLOR_SCALES), key=f"{prefix}_scale", horizontal=True,
+                          format_func=lambda k: k.capitalize(),
+                          help="\n\n".join(f"**{s.display_name}**: {s.description}" for s in COLOR_SCALES.values()))
+    cmap = cols[2].selectbox("Colormap", list(COLORMAPS), key=f"{prefix}_cmap",
+                             format_func=lambda k: COLORMAPS[k].display_name)
+    opacity = cols[3].slider("Opacity", 0.0, 1.0, step=0.05, key=f"{prefix}_opacity")
+    base = cols[4].radio("Photo", ["gray", "color"], key=f"{prefix}_base", format_func=str.capitalize,
+                         help="Grayscale keeps the photo's colours from competing with the heat map.")
+    upsample = cols[5].radio("Upsampling", list(UPSAMPLE_MODES), key=f"{prefix}_upsample",
+                             format_func=str.capitalize,
+                             help="Nearest shows the layer's grid honestly; bilinear looks smoother.")
+    return OverlaySettings(metric=metric, scale=scale, cmap=cmap, opacity=float(opacity), base=base, upsample=upsample)
+
+
+def grid_caption(model: fl.FeatureModel, layer: str, view) -> str:
+    lo, hi = view.value_range
+    cell = f" · reference cell (row {view.ref_cell[0]}, col {view.ref_cell[1]})" if view.ref_cell else ""
+    return f"**{model.layer_label(layer)}**{cell} · colours {lo:.2f} to {hi:.2f}"
+
+
+def consume_chart_pick(key: str, param: str, field_name: str):
+    """The value of ``field_name`` newly picked in the Vega-Lite chart ``key``'s point selection
+    ``param``, or None if the pick has not changed since the last call."""
+    event = st.session_state.get(key) or {}
+    picked = (event.get("selection") or {}).get(param) or []
+    value = picked[0].get(field_name) if picked else None
+    seen_key = f"{key}__seen"
+    if value is None or st.session_state.get(seen_key) == value:
+        st.session_state[seen_key] = value
+        return None
+    st.session_state[seen_key] = value
+    return value
