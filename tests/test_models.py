@@ -14,7 +14,7 @@ import torch
 import featurelens as fl
 from featurelens.models import ModelSpec, UnknownLayerError, UnknownModelError, registered, torchvision_builder
 from featurelens.models import WeightsCorruptError, WeightsUnavailableError, fetch_weights, file_sha256
-from featurelens.models import lite_package_weights
+from featurelens.models import capture, lite_package_weights, resolve_device, tokens_nlc_to_nhwc
 
 OFFLINE = fl.list_models(offline_only=True)
 
@@ -89,7 +89,7 @@ def test_layer_labels_are_readable(lite0):
 
 def test_misspelt_module_path_names_close_matches_and_list_layers(lite0):
     with pytest.raises(KeyError, match=r"blocks\.3.*list_layers"):
-        with fl.extraction.capture(lite0.module, ["block.3"]):
+        with capture(lite0.module, ["block.3"]):
             pass
 
 
@@ -98,7 +98,7 @@ def test_extraction_leaves_the_model_as_it_found_it(lite0):
     module.train()
     try:
         with pytest.raises(RuntimeError):
-            with fl.extraction.capture(module, ["blocks.2", "bn2"]):
+            with capture(module, ["blocks.2", "bn2"]):
                 assert not module.training
                 module(torch.zeros(1, 3, 5))  # wrong rank: the forward pass raises
         assert module.training
@@ -187,15 +187,15 @@ def test_wrap_any_module_with_vit_tokens():
 
 def test_wrapped_vit_tokens_keep_spatial_order():
     tokens_nlc = torch.arange(2 * (1 + 6) * 3, dtype=torch.float32).reshape(2, 7, 3)
-    grid = fl.layouts.tokens_nlc_to_nhwc(tokens_nlc, num_prefix_tokens=1, grid_hw=(2, 3))
+    grid = tokens_nlc_to_nhwc(tokens_nlc, num_prefix_tokens=1, grid_hw=(2, 3))
     assert torch.equal(grid[1, 1, 2], tokens_nlc[1, 1 + 5])
     with pytest.raises(ValueError, match="square"):
-        fl.layouts.tokens_nlc_to_nhwc(tokens_nlc, num_prefix_tokens=0)
+        tokens_nlc_to_nhwc(tokens_nlc, num_prefix_tokens=0)
 
 
 def test_device_is_chosen_automatically():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert fl.devices.resolve_device().type in (expected, "mps")
+    assert resolve_device().type in (expected, "mps")
 
 
 @pytest.mark.parametrize("name", [n for n in fl.list_models() if not fl.get_spec(n).offline])

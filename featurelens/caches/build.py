@@ -1,7 +1,7 @@
 """Building a cache: plan (validate arguments, fix every attribute), create, run chunks, resume.
 
 >>> from zarr.storage import MemoryStore
->>> from featurelens.gallery import bundled_gallery
+>>> from featurelens.images import bundled_gallery
 >>> from featurelens.models import load_model
 >>> model = load_model("efficientnet_lite0", device="cpu")
 >>> cache = build_cache(MemoryStore(), bundled_gallery()[:2], model, ["stage5"], dataset_name="demo")
@@ -142,11 +142,11 @@ def _plan(images: Sequence[CacheImage], model: FeatureModel, layers: Sequence[st
 def _image_ids(images: Sequence[CacheImage]) -> list[str]:
     """The images' ids, checked: at least one, each an object with ``id`` and ``load``, no repeats."""
     if len(images) == 0:
-        raise CacheError("no images to cache: pass at least one image (e.g. featurelens.gallery.folder_images(DIR))")
+        raise CacheError("no images to cache: pass at least one image (e.g. featurelens.images.folder_images(DIR))")
     for image in images:
         if not (hasattr(image, "id") and callable(getattr(image, "load", None))):
             raise CacheError(f"cannot cache {image!r}: images need an .id and a .load() method; "
-                             "wrap files with featurelens.gallery.folder_images(DIR)")
+                             "wrap files with featurelens.images.folder_images(DIR)")
     ids = [str(image.id) for image in images]
     repeated = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
     if repeated:

@@ -70,7 +70,7 @@ _IDENTITY = (  # compared when a build starts on an existing cache, in this orde
 
 
 class CacheImage(Protocol):
-    """What :func:`build_cache` needs from an image (:class:`~featurelens.gallery.GalleryImage` fits)."""
+    """What :func:`build_cache` needs from an image (:class:`~featurelens.images.GalleryImage` fits)."""
 
     id: str
     source: str

