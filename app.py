@@ -17,6 +17,8 @@ PAGES = {
         st.Page("pages/model_layers.py", title="Model & layers", icon=":material/layers:"),
         st.Page("pages/layer_hierarchy.py", title="Layer hierarchy", icon=":material/stacks:"),
         st.Page("pages/compare_images.py", title="Compare images", icon=":material/compare:"),
+        st.Page("pages/domain_shift.py", title="Domain shift", icon=":material/image_search:"),
+        st.Page("pages/model_comparison.py", title="Model comparison", icon=":material/difference:"),
     ],
     "Data": [
         st.Page("pages/feature_caches.py", title="Feature caches", icon=":material/database:"),

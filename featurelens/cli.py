@@ -7,11 +7,22 @@ interrupted build)::
         --model efficientnet_lite0 --out photos.zarr
     python -m featurelens cache build --bundled --model efficientnet_lite0 --layers stage3,stage5 --out bundled.zarr
     python -m featurelens cache info photos.zarr
+
+Search (the images whose best region is most like a region of a query image, as in VFS)::
+
+    python -m featurelens search photos.zarr --query cat.jpg --box 0.3,0.2,0.6,0.5 --top-k 10
+
+Share (pack a zip and a catalog entry; install from a catalog, default $FEATURELENS_CACHE_CATALOG)::
+
+    python -m featurelens cache pack photos.zarr --out site/photos.zip --catalog site/catalog.json
+    python -m featurelens cache download photos
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -20,10 +31,12 @@ from typing import Callable
 import pandas as pd
 from tqdm import tqdm
 
-from .caches import CacheError, build_cache, image_metadata, open_cache
-from .images import GalleryError, GalleryImage, bundled_gallery, folder_images
+from .caches import (CacheError, add_to_catalog, build_cache, image_metadata, install_cache, load_catalog, open_cache,
+                     pack_cache)
+from .images import GalleryError, GalleryImage, ImageLoadError, bundled_gallery, folder_images, load_image
 from .models import (UnknownLayerError, UnknownModelError, WeightsCorruptError, WeightsUnavailableError, get_spec,
                      list_models, load_model, weights_available)
+from .search import SearchError, load_mask, parse_box, search_image
 
 __all__ = ["build_parser", "main"]
 
@@ -53,12 +66,55 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--brief", action="store_true", help="one line per model, no layers")
     models.set_defaults(func=_cmd_models)
     add_cache_commands(sub)
+    _add_search(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
+
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
+    search = sub.add_parser("search", help="find the cached images with the region most like a region of a "
+                            "query image (Visual Feature Search)",
+                            description="Compute the query image's features with the cache's model, then rank "
+                            "every cached image by the cosine similarity of its best window to the region.")
+    search.add_argument("cache", help="the cache folder (or .zip)")
+    search.add_argument("--query", required=True, metavar="IMAGE", help="the query image (any size)")
+    region = search.add_mutually_exclusive_group(required=True)
+    region.add_argument("--box", metavar="X0,Y0,X1,Y1", help="the region as fractions of the image's width and "
+                        "height, e.g. 0.25,0.25,0.75,0.75")
+    region.add_argument("--mask", metavar="MASK.png", help="the region as a mask image of the query's size "
+                        "(white or opaque = inside; grey levels are partial)")
+    search.add_argument("--layer", help="the layer to search (default: the cache's last layer)")
+    search.add_argument("--top-k", type=int, default=10, help="how many results (default 10)")
+    search.add_argument("--unique-by", metavar="COLUMN", help="at most one result per value of this metadata column")
+    search.add_argument("--columns", help="comma-separated metadata columns to print (default: the label-like ones)")
+    search.add_argument("--include-self", action="store_true", help="keep the query image if the cache holds it")
+    search.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    search.set_defaults(func=_cmd_search)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    try:
+        cache = open_cache(args.cache)
+        image = load_image(args.query)
+        mask = load_mask(args.mask) if args.mask else None
+        box = parse_box(args.box) if args.box else None
+        if args.top_k < 1:
+            raise SearchError(f"--top-k must be at least 1, got {args.top_k}")
+        result = search_image(cache, image, mask_hw=mask, box_xyxy=box, layer=args.layer, image_source=args.query,
+                              top_k=args.top_k, unique_by=args.unique_by, include_self=args.include_self,
+                              device=args.device)
+        table = result.hits_table(columns=args.columns.split(",") if args.columns else None)
+    except (*_USER_ERRORS, SearchError, ImageLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{cache.dataset_name}: {int(result.valid_n.sum())} images searched with {cache.model_name} "
+          f"layer {result.layer} (grid {result.grid_hw[0]}×{result.grid_hw[1]}, window {result.box[2]}×{result.box[3]})")
+    print(table.to_string(index=False) if len(table) else "no images to rank")
+    return 0
 
 
 def add_cache_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -70,6 +126,7 @@ def add_cache_commands(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("path", help="the cache folder (or .zip)")
     info.add_argument("--verify", action="store_true", help="also decode every chunk (slow for big caches)")
     info.set_defaults(func=_cmd_info)
+    _add_sharing(sub)
 
 
 def _add_build(sub: argparse._SubParsersAction) -> None:
@@ -193,3 +250,88 @@ class _ProgressBar:
             elif done == total:
                 self._bar.write("the cache is already complete; nothing to compute", file=sys.stderr)
         self._bar.update(done - self._bar.n)
+
+
+# --- sharing: cache pack | download | catalog ---------------------------------------------
+
+
+def _add_sharing(sub: argparse._SubParsersAction) -> None:
+    pack = sub.add_parser("pack", help="pack a finished cache into one .zip and print its catalog entry")
+    pack.add_argument("path", help="the cache folder (or .zip)")
+    pack.add_argument("--out", required=True, metavar="ZIP", help="the .zip to write")
+    pack.add_argument("--name", help="catalog name (default: the zip's file stem)")
+    pack.add_argument("--description", help="one line for the catalog (default: the dataset's description)")
+    pack.add_argument("--url", help="the zip's URL in the catalog (default: its path relative to --catalog)")
+    pack.add_argument("--catalog", metavar="JSON", help="add the entry to this catalog file (created if missing; "
+                      "an entry of the same name is replaced)")
+    pack.set_defaults(func=_cmd_pack)
+    download = sub.add_parser("download", help="install a cache from a catalog (or a URL) into the caches folder",
+                              description="Download a packed cache, check its sha256 and install it as "
+                              "<caches folder>/NAME.zarr. The catalog is --catalog, else $FEATURELENS_CACHE_CATALOG, "
+                              "else the project's cache_recipes/catalog.json.")
+    download.add_argument("source", metavar="NAME|URL", help="a catalog entry's name, or the URL or path of a .zip")
+    download.add_argument("--catalog", metavar="PATH|URL", help="catalog file or URL")
+    download.add_argument("--name", help="install under this name")
+    download.add_argument("--sha256", help="expected checksum when installing from a URL")
+    download.add_argument("--into", metavar="DIR", help="caches folder (default: the app's)")
+    download.add_argument("--force", action="store_true", help="replace a different cache installed under the name")
+    download.set_defaults(func=_cmd_download)
+    catalog = sub.add_parser("catalog", help="list the caches a catalog offers")
+    catalog.add_argument("--catalog", metavar="PATH|URL", help="catalog file or URL (default as for download)")
+    catalog.set_defaults(func=_cmd_catalog)
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    url = args.url
+    if url is None and args.catalog:
+        url = Path(os.path.relpath(Path(args.out).resolve(), Path(args.catalog).resolve().parent)).as_posix()
+    try:
+        entry = pack_cache(args.path, args.out, name=args.name, url=url, description=args.description)
+        if args.catalog:
+            add_to_catalog(args.catalog, entry)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(entry.model_dump(mode="json"), indent=2))
+    where = f"; added to {args.catalog}" if args.catalog else ""
+    print(f"packed {args.path} into {args.out} ({entry.size / 2**20:.1f} MB){where}", file=sys.stderr)
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    bar: list[tqdm] = []
+
+    def progress(done: int, total: int) -> None:
+        if not bar or bar[0].total != (total or None):
+            for old in bar:
+                old.close()
+            bar[:] = [tqdm(total=total or None, unit="B", unit_scale=True, desc=args.source, file=sys.stderr)]
+        bar[0].update(done - bar[0].n)
+
+    try:
+        installed = install_cache(args.source, catalog=args.catalog, folder=args.into, name=args.name,
+                                  sha256=args.sha256, force=args.force, progress=progress)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for old in bar:
+            old.close()
+    if installed.status == "unchanged":
+        print(f"cache {installed.name} is already installed at {installed.path}; nothing changed")
+    else:
+        print(f"cache {installed.name} {installed.status} at {installed.path} (from {installed.url}). "
+              f"Inspect it with `python -m featurelens cache info {installed.path}`.")
+    return 0
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    try:
+        catalog = load_catalog(args.catalog)
+    except CacheError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"catalog {catalog.source}: {len(catalog.entries)} cache{'s' if len(catalog.entries) != 1 else ''}")
+    if catalog.entries:
+        print(catalog.to_frame().drop(columns="url").to_string(index=False))
+    return 0

@@ -6,11 +6,16 @@ This module only knows folders and settings; it imports nothing else from Featur
 |---|---|---|
 | ``FEATURELENS_HOME`` | root of everything FeatureLens writes | ``~/.cache/featurelens`` |
 | ``FEATURELENS_WEIGHTS_MIRROR`` | base URL serving weight files (a classroom server) | unset: the official URLs |
+| ``FEATURELENS_CACHE_CATALOG`` | path or URL of the catalog of downloadable caches | the project's ``cache_recipes/catalog.json`` |
 
 >>> import os; os.environ["FEATURELENS_HOME"] = "/tmp/fl-doc"
 >>> str(caches_dir()), str(weights_dir())
 ('/tmp/fl-doc/caches', '/tmp/fl-doc/weights')
 >>> del os.environ["FEATURELENS_HOME"]
+>>> os.environ["FEATURELENS_CACHE_CATALOG"] = "http://lab.local/catalog.json"; cache_catalog()
+'http://lab.local/catalog.json'
+>>> del os.environ["FEATURELENS_CACHE_CATALOG"]; DEFAULT_CACHE_CATALOG.name
+'catalog.json'
 """
 
 from __future__ import annotations
@@ -18,7 +23,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["featurelens_home", "caches_dir", "weights_dir", "weights_mirror"]
+__all__ = ["CACHE_CATALOG_ENV", "DEFAULT_CACHE_CATALOG", "featurelens_home", "caches_dir", "weights_dir",
+           "weights_mirror", "cache_catalog"]
+
+CACHE_CATALOG_ENV = "FEATURELENS_CACHE_CATALOG"
+"""The environment variable naming another catalog of downloadable caches (a path or a URL)."""
+
+DEFAULT_CACHE_CATALOG = Path(__file__).resolve().parents[1] / "cache_recipes" / "catalog.json"
+"""The project's catalog of downloadable caches (in the source tree, next to the cache recipes)."""
 
 
 def featurelens_home() -> Path:
@@ -41,3 +53,8 @@ def weights_mirror() -> str | None:
     """``$FEATURELENS_WEIGHTS_MIRROR`` without a trailing slash, or None."""
     mirror = os.environ.get("FEATURELENS_WEIGHTS_MIRROR", "").strip()
     return mirror.rstrip("/") or None
+
+
+def cache_catalog() -> str:
+    """``$FEATURELENS_CACHE_CATALOG`` (a path or URL) or the project's :data:`DEFAULT_CACHE_CATALOG`."""
+    return os.environ.get(CACHE_CATALOG_ENV, "").strip() or str(DEFAULT_CACHE_CATALOG)

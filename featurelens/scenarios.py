@@ -102,14 +102,16 @@ class Scenario(_Record):
 class CacheRecipe(_Record):
     """Where a dataset comes from and how its cache is built.
 
-    ``kind`` is ``bundled`` (the gallery that ships in installed packages), ``folder``
-    (a local image folder) or ``download`` (``url`` with ``sha256`` and ``size_bytes``).
+    ``kind`` is ``bundled`` (the gallery that ships in installed packages), ``generated``
+    (the bundled photos rendered in ``domains`` with the first ``crops`` crops of
+    :data:`featurelens.images.CROPS`), ``folder`` (a local image folder) or ``download``
+    (``url`` with ``sha256`` and ``size_bytes``).
     """
 
     name: str
     title: str
     description: str
-    kind: Literal["bundled", "folder", "download"]
+    kind: Literal["bundled", "generated", "folder", "download"]
     license: str
     model: str
     layers: tuple[str, ...] = ()
@@ -117,12 +119,16 @@ class CacheRecipe(_Record):
     sha256: str = ""
     size_bytes: int = Field(default=0, ge=0)
     labels_csv: str = ""
+    domains: tuple[str, ...] = ()
+    crops: int = Field(default=1, ge=1)
     source: str = ""
 
     @model_validator(mode="after")
     def _download_needs_checksum(self) -> "CacheRecipe":
         if self.kind == "download" and not (self.url and self.sha256 and self.size_bytes):
             raise ValueError("a download recipe needs url, sha256 and size_bytes")
+        if self.kind == "generated" and not self.domains:
+            raise ValueError("a generated recipe needs domains (e.g. [\"photo\", \"sketch\"])")
         return self
 
 

@@ -98,6 +98,32 @@ def test_feature_caches_page_builds_a_cache_with_progress(monkeypatch, tmp_path)
     assert "gallery" in " ".join(e.label for e in at.expander)
 
 
+def test_feature_caches_page_installs_from_the_catalog_in_the_environment(monkeypatch, tmp_path, lite0):
+    from featurelens.caches import add_to_catalog, build_cache, pack_cache
+    from featurelens.images import bundled_gallery
+
+    build_cache(tmp_path / "src.zarr", bundled_gallery()[:2], lite0, ["stage7"], dataset_name="two")
+    add_to_catalog(tmp_path / "site" / "catalog.json",
+                   pack_cache(tmp_path / "src.zarr", tmp_path / "site" / "lab.zip", description="two photos"))
+    (tmp_path / "bad.json").write_text('[{"name": "lab"}]')
+    monkeypatch.setenv("FEATURELENS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FEATURELENS_CACHE_CATALOG", str(tmp_path / "bad.json"))
+    at = _run("feature_caches")
+    assert not at.exception and "missing required field 'url'" in " ".join(e.value for e in at.error)
+
+    monkeypatch.setenv("FEATURELENS_CACHE_CATALOG", str(tmp_path / "site" / "catalog.json"))
+    at = _run("feature_caches")
+    listed = at.dataframe[0].value
+    assert list(listed["name"]) == ["lab"] and list(listed["description"]) == ["two photos"]
+    assert list(listed["images"]) == [2] and list(listed["layers"]) == ["stage7"]
+    at.selectbox(key="fc_catalog_name").set_value("lab")
+    at.button(key="fc_install").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("lab" in s.value and "installed" in s.value for s in at.success)
+    assert (tmp_path / "home" / "caches" / "lab.zarr" / "zarr.json").is_file()
+    assert "lab" in " ".join(e.label for e in at.expander)
+
+
 def _captions(at: AppTest) -> str:
     return " ".join(c.value for c in at.caption)
 

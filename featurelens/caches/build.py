@@ -29,9 +29,10 @@ from zarr.core.sync import sync
 from ..images import ImageLoadError
 from ..models import FeatureModel, load_model
 from ..models.layouts import FEATURES_NHWC, IMAGES_NHWC
+from ..search.quantize import quantize_int8
 from .errors import CacheError, CacheMismatchError
-from .format import (_FEATURE_DTYPE, _IDENTITY, _MEASURED, _MEMBERS, _WRITE_CONFIG, CACHE_FORMAT,
-                     TARGET_CHUNK_BYTES, CacheImage, _layer_list, _new_array)
+from .format import (_FEATURE_DTYPE, _FEATURE_DTYPES, _IDENTITY, _MEASURED, _MEMBERS, _SCALES_DIMS, _WRITE_CONFIG,
+                     CACHE_FORMAT, TARGET_CHUNK_BYTES, CacheImage, _layer_list, _new_array)
 from .reader import FeatureCache, _check_layout, open_cache
 from .stores import StoreLike, as_store, _open_group, _where
 from .table import _metadata_attrs, _static_table, _write_table
@@ -63,12 +64,17 @@ class _Plan:
     def layers(self) -> dict[str, dict[str, Any]]:
         return self.attrs["layers"]
 
+    @property
+    def stored_dtype(self) -> np.dtype:
+        """float16, or int8 with a ``scales/<layer>`` array."""
+        return _FEATURE_DTYPES[self.attrs["dtype"]]
+
 
 def build_cache(store: StoreLike, images: Sequence[CacheImage], model: FeatureModel | str,
                 layers: Sequence[str] | str | None = None, *, dataset_name: str, description: str = "",
                 metadata: pd.DataFrame | None = None, batch_size: int = 16, thumb_size: int = 128,
                 chunk_images: int | None = None, recipe: str | None = None, build_command: str | None = None,
-                progress: ProgressFn | None = None) -> FeatureCache:
+                progress: ProgressFn | None = None, feature_dtype: str = "float16") -> FeatureCache:
     """Compute ``model``'s features for ``images`` into a cache at ``store``; resume it if started before.
 
     Args:
@@ -85,6 +91,9 @@ def build_cache(store: StoreLike, images: Sequence[CacheImage], model: FeatureMo
         chunk_images: images per chunk; default from :data:`TARGET_CHUNK_BYTES`.
         build_command: how the build was started, quoted when an unfinished cache is opened.
         progress: called as ``progress(images_done, n_images)`` after each batch.
+        feature_dtype: ``"float16"`` (default), or ``"int8"``: half the bytes, one float32 scale
+            per feature vector (``scales/<layer>``, see :func:`~featurelens.search.quantize_int8`);
+            search results stay close to float16's (``benchmarks/bench_search.py`` measures how close).
 
     Returns:
         The finished cache, opened read-only.
@@ -96,7 +105,7 @@ def build_cache(store: StoreLike, images: Sequence[CacheImage], model: FeatureMo
     feature_model = load_model(model) if isinstance(model, str) else model
     plan = _plan(images, feature_model, layers, dataset_name=dataset_name, description=description,
                  metadata=metadata, thumb_size=thumb_size, chunk_images=chunk_images, recipe=recipe,
-                 build_command=build_command)
+                 build_command=build_command, feature_dtype=feature_dtype)
     _positive("batch_size", batch_size)
     target = as_store(store, read_only=False)
     root = _root_for_build(target, plan)
@@ -115,21 +124,25 @@ def _positive(name: str, value: int) -> None:
 
 def _plan(images: Sequence[CacheImage], model: FeatureModel, layers: Sequence[str] | str | None, *,
           dataset_name: str, description: str, metadata: pd.DataFrame | None, thumb_size: int,
-          chunk_images: int | None, recipe: str | None, build_command: str | None) -> _Plan:
+          chunk_images: int | None, recipe: str | None, build_command: str | None, feature_dtype: str) -> _Plan:
     """Validate the arguments and fix every attribute of the cache to build."""
+    if feature_dtype not in _FEATURE_DTYPES:
+        raise CacheError(f"feature_dtype must be one of {', '.join(map(repr, _FEATURE_DTYPES))}, got {feature_dtype!r}")
     ids = _image_ids(images)
     names = _layer_names(model, layers)
     _positive("thumb_size", thumb_size)
     shapes = {name: _layer_entry(model, name) for name in names}
     thumb_hw = _thumbnail_hw(model.input_hw, thumb_size)
-    k = chunk_images if chunk_images is not None else _auto_chunk_images(shapes, thumb_hw, len(ids))
+    k = chunk_images if chunk_images is not None else _auto_chunk_images(shapes, thumb_hw, len(ids),
+                                                                         _FEATURE_DTYPES[feature_dtype].itemsize)
     _positive("chunk_images", k)
     table = _static_table(images, metadata)
     attrs = {
         "featurelens_cache_format": CACHE_FORMAT, "complete": False,
         "model": model.spec.name, "weights_sha256": model.spec.weights_sha256,
         "preprocessing": model.spec.preprocessing, "input_hw": list(model.input_hw),
-        "layers": shapes, "layout": FEATURES_NHWC.name, "dtype": np.dtype(_FEATURE_DTYPE).name, "scale": 1.0,
+        "layers": shapes, "layout": FEATURES_NHWC.name, "dtype": feature_dtype,
+        "scale": "per_cell" if feature_dtype == "int8" else 1.0,
         "dataset": {"name": dataset_name, "description": description},
         "n_images": len(ids), "chunk_images": int(min(k, len(ids))), "thumbnail_hw": list(thumb_hw),
         "created": _now(), "completed": None, "recipe": recipe,
@@ -182,13 +195,13 @@ def _thumbnail_hw(input_hw: tuple[int, int], thumb_size: int) -> tuple[int, int]
     return max(1, round(thumb_size * h / w)), thumb_size
 
 
-def _auto_chunk_images(shapes: Mapping[str, Mapping[str, Any]], thumb_hw: tuple[int, int], n: int) -> int:
+def _auto_chunk_images(shapes: Mapping[str, Mapping[str, Any]], thumb_hw: tuple[int, int], n: int,
+                       itemsize: int = 2) -> int:
     """Images per chunk so the largest array's chunk is about :data:`TARGET_CHUNK_BYTES`.
 
     >>> _auto_chunk_images({"stage2": {"shape": [56, 56, 24]}}, (128, 128), 1000)
     27
     """
-    itemsize = np.dtype(_FEATURE_DTYPE).itemsize
     per_image = max([int(np.prod(s["shape"])) * itemsize for s in shapes.values()] + [thumb_hw[0] * thumb_hw[1] * 3])
     return max(1, min(n, TARGET_CHUNK_BYTES // per_image))
 
@@ -255,9 +268,13 @@ def _create(store: Store, plan: _Plan) -> zarr.Group:
     root = zarr.open_group(store, mode="w", zarr_format=3)
     n, k = plan.n_images, plan.chunk_images
     for name, entry in plan.layers.items():
-        _new_array(root, f"features/{name}", (n, *entry["shape"]), _FEATURE_DTYPE, FEATURES_NHWC.dims,
-                   k, {"layer": name, "layout": FEATURES_NHWC.name, "dtype": np.dtype(_FEATURE_DTYPE).name, "scale": 1.0, "stride": entry["stride"],
+        _new_array(root, f"features/{name}", (n, *entry["shape"]), plan.stored_dtype, FEATURES_NHWC.dims,
+                   k, {"layer": name, "layout": FEATURES_NHWC.name, "dtype": plan.attrs["dtype"],
+                       "scale": plan.attrs["scale"], "stride": entry["stride"],
                        "model": plan.attrs["model"], "weights_sha256": plan.attrs["weights_sha256"]})
+        if plan.stored_dtype == np.int8:
+            _new_array(root, f"scales/{name}", (n, *entry["shape"][:2]), np.float32, _SCALES_DIMS, k,
+                       {"layer": name, "meaning": f"feature ≈ features/{name} (int8) × scale, one scale per cell"})
     h, w = plan.attrs["thumbnail_hw"]
     _new_array(root, "thumbnails", (n, h, w, 3), np.uint8, IMAGES_NHWC.dims, k,
                {"layout": IMAGES_NHWC.name, "content": "whole image resized (squashed, bicubic) to thumbnail_hw, "
@@ -290,19 +307,22 @@ def _run_chunks(root: zarr.Group, plan: _Plan, images: list[CacheImage], model: 
 def _writable_arrays(root: zarr.Group, plan: _Plan) -> dict[str, zarr.Array]:
     """Every array a chunk writes to, configured to store all-zero chunks too."""
     paths = [f"features/{name}" for name in plan.layers] + ["thumbnails", "progress"]
+    paths += [f"scales/{name}" for name in plan.layers] if plan.stored_dtype == np.int8 else []
     paths += [f"metadata/{column}" for column in _MEASURED]
     return {path: root[path].with_config(_WRITE_CONFIG) for path in paths}
 
 
 @dataclass
 class _Chunk:
-    """One chunk's results: ``feats_nhwc`` float16 per layer, ``thumbs_nhwc_u8``, sizes and load errors."""
+    """One chunk's results: ``feats_nhwc`` per layer as stored (float16 or int8, with ``scales_nhw``
+    float32 for int8), ``thumbs_nhwc_u8``, sizes and load errors."""
 
     feats_nhwc: dict[str, np.ndarray]
     thumbs_nhwc_u8: np.ndarray
     width_n: np.ndarray
     height_n: np.ndarray
     load_error_n: list[str]
+    scales_nhw: dict[str, np.ndarray]
 
 
 def _compute_chunk(images: list[CacheImage], model: FeatureModel, plan: _Plan, batch_size: int,
@@ -310,8 +330,9 @@ def _compute_chunk(images: list[CacheImage], model: FeatureModel, plan: _Plan, b
     """Load, embed and thumbnail one chunk's images in batches (unreadable images stay zero)."""
     n = len(images)
     h, w = plan.attrs["thumbnail_hw"]
-    chunk = _Chunk({name: np.zeros((n, *entry["shape"]), _FEATURE_DTYPE) for name, entry in plan.layers.items()},
-                   np.zeros((n, h, w, 3), np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int64), [""] * n)
+    chunk = _Chunk({name: np.zeros((n, *entry["shape"]), plan.stored_dtype) for name, entry in plan.layers.items()},
+                   np.zeros((n, h, w, 3), np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int64), [""] * n,
+                   {name: np.zeros((n, *entry["shape"][:2]), np.float32) for name, entry in plan.layers.items()})
     for start in range(0, n, batch_size):
         batch = range(start, min(n, start + batch_size))
         loaded = {}
@@ -339,7 +360,7 @@ def _load(image: CacheImage, chunk: _Chunk, j: int) -> Image.Image | None:
 
 
 def _embed(model: FeatureModel, plan: _Plan, pils: list[Image.Image], rows: list[int], chunk: _Chunk) -> None:
-    """One forward pass; features go into ``chunk`` as float16 at ``rows``."""
+    """One forward pass; features go into ``chunk`` as stored (float16, or int8 and scales) at ``rows``."""
     feats = model.features(pils, list(plan.layers), batch_size=len(pils))
     for name, entry in plan.layers.items():
         feats_nhwc = feats[name]
@@ -347,7 +368,10 @@ def _embed(model: FeatureModel, plan: _Plan, pils: list[Image.Image], rows: list
             raise CacheError(f"layer {name!r} of {model.name} gave features of shape {feats_nhwc.shape[1:]}, "
                              f"but its registry entry promises {tuple(entry['shape'])}: the entry is wrong; "
                              "fix its channels/stride in featurelens/zoo.py")
-        chunk.feats_nhwc[name][rows] = _to_float16(feats_nhwc, name)
+        if plan.stored_dtype == np.int8:
+            chunk.feats_nhwc[name][rows], chunk.scales_nhw[name][rows] = _to_int8(feats_nhwc, name)
+        else:
+            chunk.feats_nhwc[name][rows] = _to_float16(feats_nhwc, name)
 
 
 def _to_float16(feats_nhwc: np.ndarray, layer: str) -> np.ndarray:
@@ -360,10 +384,19 @@ def _to_float16(feats_nhwc: np.ndarray, layer: str) -> np.ndarray:
     return half_nhwc
 
 
+def _to_int8(feats_nhwc: np.ndarray, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """float32 → int8 with one scale per cell, refusing NaN and infinities."""
+    if not np.isfinite(feats_nhwc).all():
+        raise CacheError(f"layer {layer!r} gave NaN or infinite values, which cannot be stored; pick another layer")
+    return quantize_int8(feats_nhwc)
+
+
 def _write_chunk(arrays: dict[str, zarr.Array], rows: slice, chunk: _Chunk) -> None:
     """Write one whole chunk of every array (each write replaces one chunk key atomically)."""
     for name, feats_nhwc in chunk.feats_nhwc.items():
         arrays[f"features/{name}"][rows] = feats_nhwc
+        if f"scales/{name}" in arrays:
+            arrays[f"scales/{name}"][rows] = chunk.scales_nhw[name]
     arrays["thumbnails"][rows] = chunk.thumbs_nhwc_u8
     arrays["metadata/width"][rows] = chunk.width_n
     arrays["metadata/height"][rows] = chunk.height_n

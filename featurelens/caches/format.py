@@ -8,7 +8,10 @@ Layout of the group (``N`` images, ``k`` images per chunk; all arrays share ``k`
 
     zarr.json                 attributes, JSON only (see below)
     features/<layer>          (N, H, W, C) float16 feats_nhwc, chunks (k, H, W, C),
-                              dimension_names ("image", "y", "x", "channel")
+                              dimension_names ("image", "y", "x", "channel");
+                              int8 in a cache built with feature_dtype="int8"
+    scales/<layer>            int8 caches only: (N, H, W) float32 scale_nhw, one per feature vector
+                              (cell): feature ≈ stored int8 × scale; chunks (k, H, W), ("image", "y", "x")
     thumbnails                (N, h, w, 3) uint8, chunks (k, h, w, 3), ("image", "y", "x", "rgb"):
                               the whole image squashed to the model's aspect, like the model sees it
     metadata/<column>         one 1-D array per table column (str, int64, float64 or bool)
@@ -16,7 +19,8 @@ Layout of the group (``N`` images, ``k`` images per chunk; all arrays share ``k`
 
 Root attributes: ``featurelens_cache_format`` (1), ``complete``, ``model`` (registry name),
 ``weights_sha256``, ``preprocessing``, ``input_hw``, ``layers`` ({name: {shape: [H, W, C],
-stride}}), ``layout`` "NHWC", ``dtype`` "float16", ``scale`` (stored = feature × scale),
+stride}}), ``layout`` "NHWC", ``dtype`` "float16" or "int8", ``scale`` (float16: 1.0, stored =
+feature × scale; int8: "per_cell", feature = stored × ``scales/<layer>``),
 ``dataset`` ({name, description}), ``n_images``, ``chunk_images``, ``thumbnail_hw``,
 ``created`` / ``completed`` (ISO UTC), ``recipe``, ``image_ids``, ``image_sources``,
 ``metadata`` (columns and a digest), ``skipped`` and ``build_command``.
@@ -54,9 +58,11 @@ TARGET_CHUNK_BYTES = 4 * 2**20
 """Chunks hold whole images; ``k`` is chosen so the largest array's chunk is about this size."""
 
 _FEATURE_DTYPE = np.float16
+_FEATURE_DTYPES = {"float16": np.dtype(np.float16), "int8": np.dtype(np.int8)}  # feature_dtype → stored dtype
+_SCALES_DIMS = ("image", "y", "x")
 _COMPRESSORS = (ZstdCodec(level=1, checksum=True),)  # float16 features barely compress: favour speed
 _WRITE_CONFIG = {"write_empty_chunks": True}  # every chunk is stored, so a missing one means damage
-_MEMBERS = frozenset({"features", "thumbnails", "metadata", "progress"})
+_MEMBERS = frozenset({"features", "scales", "thumbnails", "metadata", "progress"})
 _MEASURED = ("width", "height", "load_error")  # metadata columns filled while building
 _REQUIRED_ATTRS = (
     "featurelens_cache_format", "complete", "model", "weights_sha256", "preprocessing", "input_hw",
@@ -64,7 +70,7 @@ _REQUIRED_ATTRS = (
     "created", "image_ids", "image_sources", "metadata",
 )
 _IDENTITY = (  # compared when a build starts on an existing cache, in this order
-    "model", "weights_sha256", "preprocessing", "layers", "n_images", "image_ids", "image_sources",
+    "model", "weights_sha256", "preprocessing", "layers", "dtype", "n_images", "image_ids", "image_sources",
     "chunk_images", "thumbnail_hw", "dataset", "recipe", "metadata",
 )
 
@@ -102,8 +108,12 @@ def _rebuild_hint(attrs: Mapping[str, Any], model: str | None = None, layers: st
 def _expected_arrays(attrs: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype | None]]:
     """``{path: (shape, dtype)}`` of every array the attributes promise (dtype None: strings)."""
     n, (h, w) = attrs["n_images"], attrs["thumbnail_hw"]
+    stored = _FEATURE_DTYPES.get(attrs["dtype"], np.dtype(_FEATURE_DTYPE))
     expected: dict[str, tuple[tuple[int, ...], np.dtype | None]] = {
-        f"features/{name}": ((n, *entry["shape"]), np.dtype(_FEATURE_DTYPE)) for name, entry in attrs["layers"].items()}
+        f"features/{name}": ((n, *entry["shape"]), stored) for name, entry in attrs["layers"].items()}
+    if stored == np.int8:
+        expected |= {f"scales/{name}": ((n, *entry["shape"][:2]), np.dtype(np.float32))
+                     for name, entry in attrs["layers"].items()}
     expected["thumbnails"] = ((n, h, w, 3), np.dtype(np.uint8))
     for spec in attrs["metadata"]["columns"]:
         expected[spec["array"]] = ((n,), None if spec["kind"] == "str" else np.dtype(spec["kind"]))

@@ -1,4 +1,5 @@
-"""What caches exist in a folder (default: the app's caches folder, :func:`featurelens.config.caches_dir`)."""
+"""What caches exist in a folder (default: the app's caches folder, :func:`featurelens.config.caches_dir`):
+``*.zarr`` folders and ``*.zip`` caches (opened in place)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from pathlib import Path
 from ..config import caches_dir
 from .errors import CacheError
 from .reader import open_cache
+from .stores import _close, as_store
 
 __all__ = ["CacheEntry", "list_caches"]
 
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One ``*.zarr`` cache in a folder: ``ready`` if it opens as complete, else ``problem`` says why."""
+    """One ``*.zarr`` or ``*.zip`` cache in a folder: ``ready`` if it opens as complete, else ``problem`` says why.
+    ``name`` is the folder's stem, or the zip's file name (``lab1.zip``)."""
 
     name: str
     path: Path
@@ -24,12 +27,19 @@ class CacheEntry:
 
 
 def list_caches(folder: str | Path | None = None) -> list[CacheEntry]:
-    """Every ``*.zarr`` cache in ``folder`` (default :func:`caches_dir`), sorted by name."""
+    """Every ``*.zarr`` and ``*.zip`` cache in ``folder`` (default :func:`caches_dir`), sorted by name."""
     folder = Path(folder) if folder else caches_dir()
-    entries = []
-    for path in sorted(folder.glob("*.zarr")) if folder.is_dir() else []:
-        try:
-            entries.append(CacheEntry(path.stem, path, True, open_cache(path).describe()))
-        except CacheError as exc:
-            entries.append(CacheEntry(path.stem, path, False, "", str(exc)))
-    return entries
+    paths = [*folder.glob("*.zarr"), *folder.glob("*.zip")] if folder.is_dir() else []
+    entries = [_entry(path) for path in paths]
+    return sorted(entries, key=lambda entry: entry.name)
+
+
+def _entry(path: Path) -> CacheEntry:
+    name = path.name if path.suffix == ".zip" else path.stem
+    store = as_store(path, read_only=True)
+    try:
+        return CacheEntry(name, path, True, open_cache(store).describe())
+    except CacheError as exc:
+        return CacheEntry(name, path, False, "", str(exc))
+    finally:
+        _close(store)

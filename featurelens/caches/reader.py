@@ -168,7 +168,8 @@ def _check_chunks(root: zarr.Group, attrs: Mapping[str, Any], where: str) -> Non
 class FeatureCache:
     """A finished cache opened read-only (use :func:`open_cache`); safe to share between threads.
 
-    ``features(layer)`` is a lazy zarr array ``(N, H, W, C)`` float16 (slice it to read),
+    ``features(layer)`` is a lazy zarr array ``(N, H, W, C)`` float16 (slice it to read), or int8
+    with per-cell ``feature_scales(layer)`` in caches built with ``feature_dtype="int8"``;
     ``thumbnails`` is ``(N, h, w, 3)`` uint8, ``metadata`` a DataFrame with one row per image.
     """
 
@@ -193,6 +194,16 @@ class FeatureCache:
     @property
     def layers(self) -> tuple[str, ...]:
         return tuple(self._attrs["layers"])
+
+    @property
+    def weights_sha256(self) -> str:
+        """sha256 of the weights file the features were computed with ("" when unknown)."""
+        return str(self._attrs["weights_sha256"] or "")
+
+    @property
+    def feature_dtype(self) -> str:
+        """How features are stored: ``"float16"``, or ``"int8"`` with :meth:`feature_scales`."""
+        return str(self._attrs["dtype"])
 
     @property
     def n_images(self) -> int:
@@ -225,9 +236,16 @@ class FeatureCache:
         return self._attrs["layers"][layer]
 
     def features(self, layer: str) -> zarr.Array:
-        """``(N, H, W, C)`` float16 feats_nhwc of ``layer`` (lazy; zero rows for skipped images)."""
+        """``(N, H, W, C)`` feats_nhwc of ``layer`` as stored (lazy; zero rows for skipped images):
+        float16, or int8 to multiply by :meth:`feature_scales`."""
         self._layer(layer)
         return self._root[f"features/{layer}"]
+
+    def feature_scales(self, layer: str) -> zarr.Array | None:
+        """``(N, H, W)`` float32 scale_nhw of an int8 cache's ``layer`` (feature ≈ int8 × scale of its
+        cell), or None for a float16 cache."""
+        self._layer(layer)
+        return self._root[f"scales/{layer}"] if self.feature_dtype == "int8" else None
 
     @property
     def thumbnails(self) -> zarr.Array:

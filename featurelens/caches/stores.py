@@ -34,6 +34,14 @@ def as_store(store: StoreLike, *, read_only: bool) -> Store:
     raise TypeError(f"expected a path, a dict or a zarr Store for the cache, got {type(store).__name__}")
 
 
+def _close(store: Store) -> None:
+    """Close a store made by :func:`as_store`; a zip that failed to open holds no file to close."""
+    try:
+        store.close()
+    except AttributeError:  # ZipStore.close on a file that was never opened (not a zip)
+        pass
+
+
 def _where(store: Store) -> str:
     """How messages name a store: its folder or file, else its repr."""
     for attr in ("root", "path"):

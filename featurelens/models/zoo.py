@@ -118,6 +118,33 @@ for _variant in (0, 1, 2):
     _register_lite(_variant)
 
 
+RANDOM_SEED = 0
+"""The seed of the randomly initialised EfficientNet-Lite0 (same weights on every machine)."""
+
+
+def _random_lite0(weights_path: str | Path | None = None, progress=None) -> nn.Module:
+    import timm
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        return timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+
+
+@register_model
+def _random_lite0_spec() -> ModelSpec:
+    px, stage_channels, _ = _LITE[0]
+    return ModelSpec(
+        name="efficientnet_lite0.random_init", arch="efficientnet_lite0_random",
+        description="EfficientNet-Lite0 with random weights (timm's initialisation, seed 0): never trained, "
+                    "a baseline for what training adds.",
+        input_hw=(px, px), scaling="lite", layers=_lite_layers(stage_channels),
+        default_layers=("stage2", "stage3", "stage5", "stage7"),
+        weights_source=f"random initialisation, torch seed {RANDOM_SEED}", weights_sha256=f"random-seed-{RANDOM_SEED}",
+        license="Apache-2.0", offline=True, builder=_random_lite0,
+        mean=(127 / 255, 127 / 255, 127 / 255), std=(128 / 255, 128 / 255, 128 / 255),
+        paper="Tan & Le, EfficientNet (ICML 2019); untrained")
+
+
 # --- torchvision seed models, downloaded ----------------------------------------------
 
 _DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")

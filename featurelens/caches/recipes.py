@@ -1,0 +1,76 @@
+"""Caches made from recipes: the images a recipe names, and its cache built on first use.
+
+A ``bundled`` or ``generated`` recipe needs nothing from the network, so its cache can be
+built on the machine the first time a page asks for it (with progress), then reused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..config import caches_dir
+from ..images import CROPS, DomainImage, bundled_gallery, domain_shift_images
+from ..models import FeatureModel
+from ..scenarios import CacheRecipe
+from .build import ProgressFn, build_cache
+from .errors import CacheError, CacheIncompleteError
+from .format import CacheImage
+from .reader import FeatureCache, open_cache
+from .table import image_metadata
+
+__all__ = ["ensure_recipe_cache", "recipe_cache_path", "recipe_images"]
+
+
+def recipe_images(recipe: CacheRecipe) -> tuple[tuple[CacheImage, ...], pd.DataFrame]:
+    """The images of a ``bundled`` or ``generated`` recipe and their metadata table.
+
+    Generated images get the columns ``domain``, ``source_photo`` and ``crop``, and ``label``
+    is the source photo (the "class" a match should share).
+    """
+    if recipe.kind == "bundled":
+        images = bundled_gallery()
+        return images, image_metadata(images)
+    if recipe.kind == "generated":
+        generated = domain_shift_images(crops=CROPS[:recipe.crops], domains=recipe.domains)
+        return generated, _domain_table(generated)
+    raise CacheError(f"recipe {recipe.name!r} is a {recipe.kind} recipe: its images are not on this machine; "
+                     f"build its cache with `python -m featurelens cache build` or install it with "
+                     f"`python -m featurelens cache download`")
+
+
+def _domain_table(images: Sequence[DomainImage]) -> pd.DataFrame:
+    table = image_metadata(images)
+    table["domain"] = [image.domain for image in images]
+    table["source_photo"] = [image.source_photo for image in images]
+    table["crop"] = [image.crop.name for image in images]
+    table["label"] = table["source_photo"]
+    return table
+
+
+def recipe_cache_path(recipe: CacheRecipe, model_name: str, folder: str | Path | None = None) -> Path:
+    """Where the recipe's cache for ``model_name`` lives: ``<caches dir>/<recipe>-<model>.zarr``."""
+    return Path(folder or caches_dir()) / f"{recipe.name}-{model_name}.zarr"
+
+
+def ensure_recipe_cache(recipe: CacheRecipe, model: FeatureModel, layers: Sequence[str] | None = None, *,
+                        folder: str | Path | None = None, progress: ProgressFn | None = None) -> FeatureCache:
+    """Open the recipe's cache for ``model``; build it first if it is missing or unfinished
+    (an interrupted build resumes). ``layers`` default to the recipe's, else the model's defaults.
+
+    Raises:
+        CacheError: a recipe whose images are not on this machine, or a cache that cannot be built.
+    """
+    layers = list(layers or recipe.layers or model.spec.default_layers)
+    path = recipe_cache_path(recipe, model.name, folder)
+    if (path / "zarr.json").exists():
+        try:
+            return open_cache(path, model=model, layers=layers)
+        except CacheIncompleteError:
+            pass
+    images, table = recipe_images(recipe)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return build_cache(path, images, model, layers, dataset_name=recipe.name, description=recipe.description,
+                       metadata=table, recipe=recipe.name, progress=progress)

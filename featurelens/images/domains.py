@@ -1,0 +1,156 @@
+"""Generated domains of real photos: the offline "domain shift" dataset.
+
+Each bundled photo is cropped a few ways and rendered in several *domains* — the photo itself,
+a pencil sketch, grayscale, a posterised cartoon, a blur, sensor noise and a heavy JPEG — so
+a region search can show how scores drop when the query and the matches come from different
+domains (Ulrich & Fong, Interactive Visual Feature Search, Fig. 2), with nothing to download.
+
+>>> images = domain_shift_images(photos=bundled_gallery()[:1], crops=CROPS[:1])
+>>> [image.id for image in images][:3]
+['chelsea-full-photo', 'chelsea-full-sketch', 'chelsea-full-grayscale']
+>>> images[1].load().size, images[1].domain, images[1].source_photo
+((451, 300), 'sketch', 'chelsea')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
+from skimage.util import random_noise
+
+from .gallery import GalleryImage, bundled_gallery
+
+__all__ = ["CROPS", "DOMAINS", "Crop", "DomainImage", "domain_shift_images", "render_domain"]
+
+RENDER_PX = 640
+"""Generated images are at most this many pixels on their longer side (models see 224–260)."""
+
+DomainFn = Callable[[Image.Image, int], Image.Image]
+"""``(RGB image, seed) → RGB image`` of the same size."""
+
+
+def _photo(image: Image.Image, seed: int) -> Image.Image:
+    return image
+
+
+def _sketch(image: Image.Image, seed: int) -> Image.Image:
+    """Pencil sketch: colour-dodge the grayscale with its blurred negative."""
+    gray = np.asarray(image.convert("L"), np.float32)
+    blurred_negative = np.asarray(ImageOps.invert(image.convert("L")).filter(ImageFilter.GaussianBlur(6)), np.float32)
+    sketch = np.minimum(255.0, gray * 255.0 / np.maximum(1.0, 255.0 - blurred_negative))
+    return Image.fromarray(sketch.astype(np.uint8)).convert("RGB")
+
+
+def _grayscale(image: Image.Image, seed: int) -> Image.Image:
+    return image.convert("L").convert("RGB")
+
+
+def _cartoon(image: Image.Image, seed: int) -> Image.Image:
+    """Flat colours (smoothed, 3 bits per channel) with dark edges."""
+    smooth = image.filter(ImageFilter.GaussianBlur(2))
+    flat = ImageOps.posterize(smooth, 3)
+    edges = smooth.convert("L").filter(ImageFilter.FIND_EDGES).point(lambda v: 255 if v > 24 else 0)
+    return Image.composite(Image.new("RGB", image.size), flat, edges)
+
+
+def _blur(image: Image.Image, seed: int) -> Image.Image:
+    return image.filter(ImageFilter.GaussianBlur(max(2.0, max(image.size) / 80)))
+
+
+def _noise(image: Image.Image, seed: int) -> Image.Image:
+    noisy = random_noise(np.asarray(image), mode="gaussian", var=0.03, rng=seed)
+    return Image.fromarray((noisy * 255).round().astype(np.uint8))
+
+
+def _jpeg(image: Image.Image, seed: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=4)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+DOMAINS: dict[str, DomainFn] = {
+    "photo": _photo, "sketch": _sketch, "grayscale": _grayscale, "cartoon": _cartoon,
+    "blur": _blur, "noise": _noise, "jpeg": _jpeg,
+}
+"""The generated domains, by name; ``photo`` is the original."""
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A crop as fractions of the photo: ``(left, top, right, bottom)`` in [0, 1]."""
+
+    name: str
+    box: tuple[float, float, float, float]
+
+    def apply(self, image: Image.Image) -> Image.Image:
+        w, h = image.size
+        left, top, right, bottom = self.box
+        return image.crop((round(left * w), round(top * h), round(right * w), round(bottom * h)))
+
+
+CROPS: tuple[Crop, ...] = (
+    Crop("full", (0.0, 0.0, 1.0, 1.0)),
+    Crop("left", (0.0, 0.1, 0.7, 0.9)),
+    Crop("right", (0.3, 0.1, 1.0, 0.9)),
+    Crop("centre", (0.15, 0.15, 0.85, 0.85)),
+)
+"""The default crops: the whole photo and three overlapping 70 % views."""
+
+
+def render_domain(image: Image.Image, domain: str, seed: int = 0) -> Image.Image:
+    """``image`` (RGB) rendered in ``domain`` (see :data:`DOMAINS`); same size, RGB."""
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}: choose one of {', '.join(DOMAINS)}")
+    return DOMAINS[domain](image.convert("RGB"), seed)
+
+
+@dataclass(frozen=True)
+class DomainImage:
+    """One generated image: a crop of a bundled photo rendered in a domain (loads lazily)."""
+
+    photo: GalleryImage
+    crop: Crop
+    domain: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.photo.id}-{self.crop.name}-{self.domain}"
+
+    @property
+    def source_photo(self) -> str:
+        return self.photo.id
+
+    @property
+    def caption(self) -> str:
+        return f"{self.photo.caption} ({self.crop.name}, {self.domain})"
+
+    @property
+    def source(self) -> str:
+        return f"{self.photo.source}; crop {self.crop.name}, domain {self.domain} generated by FeatureLens"
+
+    @property
+    def license(self) -> str:
+        return self.photo.license
+
+    def load(self) -> Image.Image:
+        seed = int.from_bytes(hashlib.sha256(self.id.encode()).digest()[:4], "little")
+        crop = self.crop.apply(self.photo.load())
+        if max(crop.size) > RENDER_PX:
+            crop = ImageOps.contain(crop, (RENDER_PX, RENDER_PX), Image.LANCZOS)
+        return render_domain(crop, self.domain, seed)
+
+
+def domain_shift_images(photos: Sequence[GalleryImage] | None = None, crops: Sequence[Crop] = CROPS,
+                        domains: Sequence[str] = tuple(DOMAINS)) -> tuple[DomainImage, ...]:
+    """Every photo × crop × domain (default: the bundled gallery, :data:`CROPS`, :data:`DOMAINS`),
+    ordered photo, crop, domain; ids are ``"<photo>-<crop>-<domain>"``."""
+    unknown = [d for d in domains if d not in DOMAINS]
+    if unknown:
+        raise ValueError(f"unknown domains {unknown}: choose from {', '.join(DOMAINS)}")
+    photos = bundled_gallery() if photos is None else photos
+    return tuple(DomainImage(photo, crop, domain) for photo in photos for crop in crops for domain in domains)

@@ -1,0 +1,49 @@
+"""Optional 8-bit storage: int8 features with one float scale per feature vector (per cell).
+
+``x ≈ q · scale`` with ``scale = max|x| / 127`` per cell; all-zero cells get scale 0. The
+relative error of each vector is at most ``0.5 / 127`` per channel of its largest value, and
+cosine scores change by about 1e-3 (the benchmark measures top-10 agreement).
+
+>>> import numpy as np
+>>> x = np.array([[[[0.0, 1.0, -2.0]]]], np.float32)
+>>> q, s = quantize_int8(x)
+>>> q.tolist(), s.tolist()
+([[[[0, 64, -127]]]], [[[0.015748031437397003]]])
+>>> np.allclose(dequantize_int8(q, s), x, atol=0.01)
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import SearchError
+
+__all__ = ["dequantize_int8", "quantize_int8"]
+
+
+def quantize_int8(feats_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Quantise features to int8 with a per-cell scale.
+
+    Args:
+        feats_nhwc: ``(N, H, W, C)`` float (any float dtype; torch tensors are accepted).
+
+    Returns:
+        ``(q_nhwc_i8, scale_nhw)``: int8 in [-127, 127] and float32 scales, ``x ≈ q * scale[..., None]``.
+    """
+    x = np.asarray(feats_nhwc.detach().cpu() if hasattr(feats_nhwc, "detach") else feats_nhwc, dtype=np.float32)
+    if x.ndim != 4:
+        raise SearchError(f"quantize_int8 expects feats_nhwc (N, H, W, C), got shape {x.shape}")
+    scale_nhw = (np.abs(x).max(axis=-1) / 127.0).astype(np.float32)
+    safe = np.where(scale_nhw > 0, scale_nhw, 1.0)[..., None]
+    q_nhwc_i8 = np.clip(np.rint(x / safe), -127, 127).astype(np.int8)
+    return q_nhwc_i8, scale_nhw
+
+
+def dequantize_int8(q_nhwc_i8: np.ndarray, scale_nhw: np.ndarray) -> np.ndarray:
+    """``(N, H, W, C)`` int8 and ``(N, H, W)`` scales → ``(N, H, W, C)`` float32."""
+    q = np.asarray(q_nhwc_i8)
+    scale = np.asarray(scale_nhw, dtype=np.float32)
+    if q.shape[:-1] != scale.shape:
+        raise SearchError(f"scale_nhw has shape {scale.shape}, expected {q.shape[:-1]} (one scale per cell of q_nhwc_i8)")
+    return q.astype(np.float32) * scale[..., None]

@@ -1,0 +1,115 @@
+"""Region-search glue shared by the search pages: recipe caches, the drawing canvas, hit grids, box plots."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import streamlit as st
+from PIL import Image
+from streamlit_drawable_canvas import st_canvas
+
+from featurelens.caches import FeatureCache, ensure_recipe_cache, recipe_cache_path, recipe_images
+from featurelens.scenarios import load_recipes
+from featurelens.search import SearchResult, draw_window, load_features
+from pages._ui.resources import ROOT, get_model
+
+CANVAS_PX = 448
+TOOLS = {"Free draw": "freedraw", "Rectangle": "rect"}
+STROKE = "rgba(255, 212, 0, 0.55)"
+
+
+@st.cache_resource
+def get_recipes():
+    return load_recipes(ROOT / "cache_recipes")
+
+
+@st.cache_resource(show_spinner=False)
+def _open_recipe_cache(recipe_name: str, model_name: str, _progress=None) -> FeatureCache:
+    return ensure_recipe_cache(get_recipes()[recipe_name], get_model(model_name), progress=_progress)
+
+
+def recipe_cache(recipe_name: str, model_name: str) -> FeatureCache:
+    """The recipe's cache for a model, shared by the server; built on first use with a progress bar."""
+    recipe = get_recipes()[recipe_name]
+    model = get_model(model_name)
+    if (recipe_cache_path(recipe, model.name) / "zarr.json").exists():
+        return _open_recipe_cache(recipe_name, model_name)
+    bar = st.progress(0.0, text=f"First use: computing {model.name} features for “{recipe.title}” "
+                               "(once; kept for every later visit)…")
+    cache = _open_recipe_cache(recipe_name, model_name, _progress=lambda done, total: bar.progress(
+        done / total, text=f"First use: computing {model.name} features — {done} / {total} images"))
+    bar.empty()
+    return cache
+
+
+@st.cache_resource(show_spinner="Loading the cache into memory…", max_entries=8)
+def cache_features(cache_where: str, layer: str, _cache: FeatureCache):
+    """The layer's ``(N, H, W, C)`` features held in memory once per server (searched many times)."""
+    return load_features(_cache.features(layer), device="cpu")
+
+
+@st.cache_resource(show_spinner=False)
+def _recipe_image_index(recipe_name: str) -> dict:
+    images, _ = recipe_images(get_recipes()[recipe_name])
+    return {image.id: image for image in images}
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def recipe_image(recipe_name: str, image_id: str) -> Image.Image:
+    """One image of a recipe, decoded (and rendered, for generated recipes) once per server."""
+    return _recipe_image_index(recipe_name)[image_id].load()
+
+
+def thumbnail(cache: FeatureCache, index: int, width_height: tuple[int, int] | None = None) -> Image.Image:
+    """The cache's thumbnail of image ``index``, restored to the image's own aspect ratio."""
+    thumb = Image.fromarray(np.asarray(cache.thumbnails[index]))
+    if width_height is None:
+        return thumb
+    w, h = width_height
+    return thumb.resize((max(thumb.size), max(1, round(max(thumb.size) * h / w))), Image.BICUBIC)
+
+
+def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, float, float] | None):
+    """The query image on a drawing canvas; returns the strokes as ``(h, w, 4)`` RGBA, or None
+    before the browser has sent a drawing. ``initial_box`` (fractions) is drawn as a rectangle."""
+    tool_col, brush_col = st.columns(2)
+    tool = tool_col.radio("Draw with", list(TOOLS), horizontal=True, key=f"{key}_tool")
+    brush = brush_col.slider("Brush size", 5, 60, 28, key=f"{key}_brush", disabled=TOOLS[tool] != "freedraw")
+    width = CANVAS_PX
+    height = round(CANVAS_PX * image.height / image.width)
+    initial = None
+    if initial_box is not None:
+        x0, y0, x1, y1 = initial_box
+        initial = {"version": "4.4.0", "objects": [{
+            "type": "rect", "left": x0 * width, "top": y0 * height, "width": (x1 - x0) * width,
+            "height": (y1 - y0) * height, "fill": STROKE, "stroke": STROKE, "strokeWidth": 0}]}
+    result = st_canvas(fill_color=STROKE, stroke_width=brush, stroke_color=STROKE, background_image=image,
+                       width=width, height=height, drawing_mode=TOOLS[tool], initial_drawing=initial,
+                       return_image_data=True, key=f"{key}_canvas_{hash(str(initial))}")
+    try:
+        return result.image_data
+    except Exception:  # no drawing sent yet
+        return None
+
+
+def hit_grid(cache: FeatureCache, result: SearchResult, columns: int = 5, caption_columns=("domain",)) -> None:
+    """The top hits as thumbnails with their matched window, score and metadata."""
+    cols = st.columns(columns)
+    for slot, hit in enumerate(result.top):
+        thumb = thumbnail(cache, hit.index, (hit.metadata.get("width", 1), hit.metadata.get("height", 1)))
+        boxed = draw_window(thumb, result.window_box_px(hit, thumb.size))
+        details = " · ".join(str(hit.metadata.get(c, "")) for c in caption_columns if hit.metadata.get(c, ""))
+        cols[slot % columns].image(boxed, caption=f"#{hit.rank} {hit.score:.3f} · {details or hit.id}",
+                                   width="stretch")
+
+
+def score_boxplot(table, title: str, x_title: str) -> None:
+    """Box plot of best scores per ``group`` (a :func:`grouped_scores` table), best group first."""
+    order = table.attrs["order"]
+    chart = (alt.Chart(table).mark_boxplot(extent="min-max", size=28)
+             .encode(x=alt.X("group:N", sort=order, title=x_title, axis=alt.Axis(labelAngle=-30, labelFontSize=13)),
+                     y=alt.Y("score:Q", title="best cosine score of each image"),
+                     color=alt.Color("group:N", sort=order, legend=None))
+             .properties(height=340, title=title))
+    st.altair_chart(chart, width="stretch")
+

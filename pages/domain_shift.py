@@ -1,0 +1,85 @@
+"""Domain shift: draw a region on a photo or a sketch, find the most similar regions in a whole
+dataset (Visual Feature Search), and see how scores drop outside the query's domain."""
+
+import streamlit as st
+
+from featurelens.search import (SearchError, box_mask, canvas_mask, grouped_scores, mask_outline, query_from_features,
+                                search_features)
+from pages._ui.resources import scenario
+from pages._ui.search import cache_features, hit_grid, query_canvas, recipe_cache, recipe_image, score_boxplot
+from pages._ui.shell import ensure_app_shell
+from pages._ui.widgets import render_lesson
+
+ensure_app_shell()
+
+SCENARIO = scenario("domain_shift")
+P = "ds"
+UNIQUE = {"no limit": None, "source photo": "source_photo", "domain": "domain"}
+
+st.title(SCENARIO.title)
+render_lesson(SCENARIO)
+
+cache = recipe_cache(SCENARIO.cache_recipe, SCENARIO.model)
+table = cache.metadata
+photos = list(dict.fromkeys(table["source_photo"]))
+domains = list(dict.fromkeys(table["domain"]))
+presets = {p.name: p for p in SCENARIO.presets}
+
+
+def _apply_preset() -> None:
+    preset = presets[st.session_state[f"{P}_preset"]]
+    st.session_state[f"{P}_photo"] = preset.image
+    st.session_state[f"{P}_domain"] = preset.extra["domain"]
+    st.session_state[f"{P}_layer"] = preset.layer
+    st.session_state[f"{P}_drawing"] = st.session_state.get(f"{P}_drawing", 0) + 1
+
+
+if f"{P}_photo" not in st.session_state:
+    st.session_state[f"{P}_preset"] = SCENARIO.presets[0].name
+    _apply_preset()
+
+st.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset,
+             help="A ready-made query: an image, a layer and a region.")
+preset = presets[st.session_state[f"{P}_preset"]]
+if preset.note:
+    st.caption(preset.note)
+
+left, right = st.columns([3, 2])
+with right:
+    photo = st.selectbox("Query photo", photos, key=f"{P}_photo")
+    domain = st.selectbox("Query domain", domains, key=f"{P}_domain")
+    layer = st.radio("Layer", list(cache.layers), horizontal=True, key=f"{P}_layer")
+    top_k = st.slider("Results", 5, 20, 10, key=f"{P}_k")
+    unique = st.radio("At most one result per", list(UNIQUE), horizontal=True, key=f"{P}_unique")
+    include_self = st.checkbox("Include the query image itself", value=False, key=f"{P}_self")
+
+query_id = f"{photo}-full-{domain}"
+index = cache.image_ids.index(query_id)
+image = recipe_image(SCENARIO.cache_recipe, query_id)
+drawn_box = preset.extra.get("box") if (photo, domain) == (preset.image, preset.extra["domain"]) else None
+with left:
+    st.markdown(f"**Draw on the query image** — `{query_id}`")
+    strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{query_id}", image, drawn_box)
+
+feats = cache_features(str(cache), layer, cache)
+grid_hw = tuple(feats.shape[1:3])
+try:
+    mask_hw = canvas_mask(strokes, grid_hw) if strokes is not None and strokes[..., 3].any() else (
+        box_mask(drawn_box, grid_hw) if drawn_box else canvas_mask(None, grid_hw))
+    query = query_from_features(feats[index], mask_hw, model=cache.model_name, layer=layer, image_index=index)
+    result = search_features(feats, query, image_ids=cache.image_ids, metadata=table, loaded_n=cache.loaded_n,
+                             top_k=top_k, unique_by=UNIQUE[unique], include_self=include_self, device="cpu")
+except SearchError as exc:
+    st.info(str(exc))
+    st.stop()
+
+with right:
+    st.image(mask_outline(image, mask_hw), width="stretch",
+             caption=f"The searched region on {layer}'s {grid_hw[0]}×{grid_hw[1]} grid "
+                     f"(a window of {query.box[2]}×{query.box[3]} cells).")
+
+st.subheader(f"Top {len(result.top)} of {int(result.valid_n.sum())} images")
+hit_grid(cache, result, columns=5, caption_columns=("source_photo", "domain"))
+score_boxplot(grouped_scores(result.scores_table(), "domain", focus=("source_photo", photo)),
+              f"Best scores: the {photo} images in each domain, and every other photo — {domain} query, {layer}",
+              f"domain of the {photo} images")

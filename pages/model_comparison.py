@@ -1,0 +1,94 @@
+"""Model comparison: the same drawn region searched in two caches of the same images, built by two
+models (or two layers), results side by side with the overlap of their top-k."""
+
+import streamlit as st
+
+from featurelens.search import (SearchError, box_mask, canvas_mask, grouped_scores, query_from_features, search_features,
+                                top_overlap)
+from pages._ui.resources import scenario
+from pages._ui.search import cache_features, hit_grid, query_canvas, recipe_cache, recipe_image, score_boxplot
+from pages._ui.shell import ensure_app_shell
+from pages._ui.widgets import render_lesson
+
+ensure_app_shell()
+
+SCENARIO = scenario("model_comparison")
+P = "mc"
+MODELS = {"efficientnet_lite0": "Lite0, trained", "efficientnet_lite2": "Lite2, trained",
+          "efficientnet_lite0_random": "Lite0, random weights"}
+
+st.title(SCENARIO.title)
+render_lesson(SCENARIO)
+presets = {p.name: p for p in SCENARIO.presets}
+
+
+def _apply_preset() -> None:
+    preset = presets[st.session_state[f"{P}_preset"]]
+    st.session_state[f"{P}_image"] = preset.image
+    st.session_state[f"{P}_domain"] = preset.extra.get("domain", "photo")
+    for side in "ab":
+        st.session_state[f"{P}_model_{side}"] = preset.extra[f"model_{side}"]
+        st.session_state[f"{P}_layer_{side}"] = preset.extra[f"layer_{side}"]
+    st.session_state[f"{P}_drawing"] = st.session_state.get(f"{P}_drawing", 0) + 1
+
+
+if f"{P}_image" not in st.session_state:
+    st.session_state[f"{P}_preset"] = SCENARIO.presets[0].name
+    _apply_preset()
+
+st.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset)
+preset = presets[st.session_state[f"{P}_preset"]]
+if preset.note:
+    st.caption(preset.note)
+
+sides = {}
+cols = st.columns(2)
+for side, col in zip("ab", cols):
+    with col:
+        model_name = st.selectbox(f"Model {side.upper()}", list(MODELS), format_func=MODELS.get, key=f"{P}_model_{side}")
+        cache = recipe_cache(SCENARIO.cache_recipe, model_name)
+        layer = st.radio(f"Layer {side.upper()}", list(cache.layers), horizontal=True, key=f"{P}_layer_{side}")
+        sides[side] = (cache, layer, model_name)
+
+table = sides["a"][0].metadata
+left, right = st.columns([3, 2])
+with right:
+    photo = st.selectbox("Query photo", list(dict.fromkeys(table["source_photo"])), key=f"{P}_image")
+    domain = st.selectbox("Query domain", list(dict.fromkeys(table["domain"])), key=f"{P}_domain")
+    top_k = st.slider("Results", 5, 15, 10, key=f"{P}_k")
+query_id = f"{photo}-full-{domain}"
+drawn_box = preset.extra.get("box") if (photo, domain) == (preset.image, preset.extra.get("domain", "photo")) else None
+with left:
+    st.markdown(f"**Draw on the query image** — `{query_id}`")
+    strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{query_id}",
+                           recipe_image(SCENARIO.cache_recipe, query_id), drawn_box)
+
+results = {}
+try:
+    for side, (cache, layer, _) in sides.items():
+        feats = cache_features(str(cache), layer, cache)
+        grid_hw = tuple(feats.shape[1:3])
+        mask_hw = canvas_mask(strokes, grid_hw) if strokes is not None and strokes[..., 3].any() else (
+            box_mask(drawn_box, grid_hw) if drawn_box else canvas_mask(None, grid_hw))
+        index = cache.image_ids.index(query_id)
+        query = query_from_features(feats[index], mask_hw, model=cache.model_name, layer=layer, image_index=index)
+        results[side] = search_features(feats, query, image_ids=cache.image_ids, metadata=cache.metadata,
+                                        loaded_n=cache.loaded_n, top_k=top_k, device="cpu")
+except SearchError as exc:
+    st.info(str(exc))
+    st.stop()
+
+shared, fraction = top_overlap([h.id for h in results["a"].top], [h.id for h in results["b"].top])
+same_photo = {side: sum(h.metadata["source_photo"] == photo for h in r.top) for side, r in results.items()}
+with right:
+    st.metric("Top-k overlap", f"{len(shared)} of {top_k}", help="Images that both models rank in their top k.")
+    st.markdown(f"Results from the query's own photo: **A {same_photo['a']}**, **B {same_photo['b']}** of {top_k}.")
+
+cols = st.columns(2)
+for side, col in zip("ab", cols):
+    cache, layer, model_name = sides[side]
+    with col:
+        st.subheader(f"{side.upper()}: {MODELS[model_name]}, {layer}")
+        hit_grid(cache, results[side], columns=3, caption_columns=("source_photo", "domain"))
+        score_boxplot(grouped_scores(results[side].scores_table(), "domain", focus=("source_photo", photo)),
+                      f"{side.upper()}: best scores, {photo} images by domain and every other photo", "")
