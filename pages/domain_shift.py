@@ -41,8 +41,6 @@ if f"{P}_photo" not in st.session_state:
 st.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset,
              help="A ready-made query: an image, a layer and a region.")
 preset = presets[st.session_state[f"{P}_preset"]]
-if preset.note:
-    st.caption(preset.note)
 
 left, right = st.columns([3, 2])
 with right:
@@ -58,6 +56,8 @@ index = cache.image_ids.index(query_id)
 image = recipe_image(SCENARIO.cache_recipe, query_id)
 drawn_box = preset.extra.get("box") if (photo, domain) == (preset.image, preset.extra["domain"]) else None
 with left:
+    if drawn_box:
+        st.caption(preset.note)
     st.markdown(f"**Draw on the query image** — `{query_id}`")
     strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{query_id}", image, drawn_box)
 

@@ -38,8 +38,6 @@ if f"{P}_image" not in st.session_state:
 
 st.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset)
 preset = presets[st.session_state[f"{P}_preset"]]
-if preset.note:
-    st.caption(preset.note)
 
 sides = {}
 cols = st.columns(2)
@@ -59,6 +57,8 @@ with right:
 query_id = f"{photo}-full-{domain}"
 drawn_box = preset.extra.get("box") if (photo, domain) == (preset.image, preset.extra.get("domain", "photo")) else None
 with left:
+    if drawn_box:
+        st.caption(preset.note)
     st.markdown(f"**Draw on the query image** — `{query_id}`")
     strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{query_id}",
                            recipe_image(SCENARIO.cache_recipe, query_id), drawn_box)
@@ -91,4 +91,4 @@ for side, col in zip("ab", cols):
         st.subheader(f"{side.upper()}: {MODELS[model_name]}, {layer}")
         hit_grid(cache, results[side], columns=3, caption_columns=("source_photo", "domain"))
         score_boxplot(grouped_scores(results[side].scores_table(), "domain", focus=("source_photo", photo)),
-                      f"{side.upper()}: best scores, {photo} images by domain and every other photo", "")
+                      f"{side.upper()}: best score of each image", f"domain of the {photo} images")

@@ -33,7 +33,19 @@ def test_every_offline_model_declares_true_shapes(name, chelsea_hwc_u8):
     feats = model.features([chelsea_hwc_u8], layer_names)
     for layer in model.layers:
         assert feats[layer.name].shape == (1, *layer.grid_hw(model.input_hw), layer.channels), layer
-    assert model.classify([chelsea_hwc_u8])[0][0].index in range(281, 286)
+    top = model.classify([chelsea_hwc_u8])[0][0]
+    if "random" in name:   # untrained: no better than chance at the cat
+        assert top.index not in range(281, 286) and top.probability < 0.2, top
+    else:
+        assert top.index in range(281, 286), top
+
+
+def test_random_init_model_is_the_same_on_every_load(chelsea_hwc_u8):
+    a, b = (fl.load_model("efficientnet_lite0_random", device="cpu") for _ in range(2))
+    trained = fl.load_model("efficientnet_lite0", device="cpu")
+    fa, fb, ft = (m.features([chelsea_hwc_u8], ["stage5"])["stage5"] for m in (a, b, trained))
+    assert np.array_equal(fa, fb)
+    assert not np.allclose(fa, ft, atol=1e-2)
 
 
 def test_two_layers_in_one_pass_equal_separate_passes(lite0, chelsea_hwc_u8, coffee_hwc_u8):
@@ -72,7 +84,8 @@ def test_corrupted_state_dict_fails_loudly(tmp_path):
 
 def test_registry_names_and_errors():
     assert fl.resolve_model_name("efficientnet_lite0") == "efficientnet_lite0.in1k"
-    assert OFFLINE[:3] == ["efficientnet_lite0.in1k", "efficientnet_lite1.in1k", "efficientnet_lite2.in1k"]
+    assert "efficientnet_lite0.random_init" in OFFLINE
+    assert [n for n in OFFLINE if n.endswith(".in1k")][:3] == ["efficientnet_lite0.in1k", "efficientnet_lite1.in1k", "efficientnet_lite2.in1k"]
     assert {"resnet50.tv_in1k", "googlenet.tv_in1k", "vgg16.tv_in1k"} <= set(fl.list_models())
     with pytest.raises(UnknownModelError, match="Did you mean .*efficientnet_lite0.in1k"):
         fl.get_spec("efficientnet_lite")

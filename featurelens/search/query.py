@@ -157,8 +157,8 @@ def query_from_image(model: FeatureModel, image: Image.Image | np.ndarray, *, la
         mask = np.asarray(mask_hw)
         if mask.ndim != 2 or mask.shape not in ((pil.height, pil.width), grid_hw):
             raise SearchError(f"the mask has shape {mask.shape} but the query image is {pil.height}×{pil.width} "
-                              f"pixels and {layer!r}'s grid is {grid_hw[0]}×{grid_hw[1]}: draw the mask at the "
-                              "image's size")
+                              f"pixels (and the grid of layer {layer!r} is {grid_hw[0]}×{grid_hw[1]}): draw the "
+                              "mask at the image's size")
         grid = grid_mask(mask, grid_hw)
     return query_from_features(feats_hwc, grid, model=model.name, layer=layer, image_id=image_id,
                                image_index=image_index, weights_sha256=model.spec.weights_sha256 or None)

@@ -81,7 +81,7 @@ def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, 
     if initial_box is not None:
         x0, y0, x1, y1 = initial_box
         initial = {"version": "4.4.0", "objects": [{
-            "type": "rect", "left": x0 * width, "top": y0 * height, "width": (x1 - x0) * width,
+            "type": "rect", "originX": "left", "originY": "top", "left": x0 * width, "top": y0 * height, "width": (x1 - x0) * width,
             "height": (y1 - y0) * height, "fill": STROKE, "stroke": STROKE, "strokeWidth": 0}]}
     result = st_canvas(fill_color=STROKE, stroke_width=brush, stroke_color=STROKE, background_image=image,
                        width=width, height=height, drawing_mode=TOOLS[tool], initial_drawing=initial,
@@ -107,7 +107,8 @@ def score_boxplot(table, title: str, x_title: str) -> None:
     """Box plot of best scores per ``group`` (a :func:`grouped_scores` table), best group first."""
     order = table.attrs["order"]
     chart = (alt.Chart(table).mark_boxplot(extent="min-max", size=28)
-             .encode(x=alt.X("group:N", sort=order, title=x_title, axis=alt.Axis(labelAngle=-30, labelFontSize=13)),
+             .encode(x=alt.X("group:N", sort=order, title=x_title,
+                            axis=alt.Axis(labelAngle=-30, labelFontSize=13, labelLimit=200)),
                      y=alt.Y("score:Q", title="best cosine score of each image"),
                      color=alt.Color("group:N", sort=order, legend=None))
              .properties(height=340, title=title))
