@@ -6,7 +6,8 @@ import streamlit as st
 from featurelens.search import (SearchError, box_mask, canvas_mask, grouped_scores, mask_outline, query_from_features,
                                 search_features)
 from pages._ui.resources import scenario
-from pages._ui.search import cache_features, hit_grid, query_canvas, recipe_cache, recipe_image, score_boxplot
+from pages._ui.search import (cache_features, caches_with, hit_grid, query_canvas, recipe_cache, recipe_image,
+                              score_boxplot, thumbnail)
 from pages._ui.shell import ensure_app_shell
 from pages._ui.widgets import render_lesson
 
@@ -14,52 +15,72 @@ ensure_app_shell()
 
 SCENARIO = scenario("domain_shift")
 P = "ds"
-UNIQUE = {"no limit": None, "source photo": "source_photo", "domain": "domain"}
+GENERATED = "Bundled photos in 7 generated domains (offline)"
+UNIQUE = {"no limit": None, "class / source photo": "label", "domain": "domain"}
 
 st.title(SCENARIO.title)
 render_lesson(SCENARIO)
-
-cache = recipe_cache(SCENARIO.cache_recipe, SCENARIO.model)
-table = cache.metadata
-photos = list(dict.fromkeys(table["source_photo"]))
-domains = list(dict.fromkeys(table["domain"]))
 presets = {p.name: p for p in SCENARIO.presets}
 
 
 def _apply_preset() -> None:
     preset = presets[st.session_state[f"{P}_preset"]]
-    st.session_state[f"{P}_photo"] = preset.image
+    st.session_state[f"{P}_dataset"] = GENERATED
+    st.session_state[f"{P}_label"] = preset.image
     st.session_state[f"{P}_domain"] = preset.extra["domain"]
     st.session_state[f"{P}_layer"] = preset.layer
     st.session_state[f"{P}_drawing"] = st.session_state.get(f"{P}_drawing", 0) + 1
 
 
-if f"{P}_photo" not in st.session_state:
+if f"{P}_label" not in st.session_state:
     st.session_state[f"{P}_preset"] = SCENARIO.presets[0].name
     _apply_preset()
 
-st.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset,
-             help="A ready-made query: an image, a layer and a region.")
-preset = presets[st.session_state[f"{P}_preset"]]
+others = caches_with("domain", exclude_recipe=SCENARIO.cache_recipe)
+top_left, top_right = st.columns(2)
+dataset = top_left.selectbox("Dataset", [GENERATED, *others], key=f"{P}_dataset",
+                             help="Other caches with a domain column (e.g. PACS built with `cache build`) appear here.")
+top_right.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset,
+                    help="A ready-made query on the generated dataset: an image, a layer and a region.")
+cache = recipe_cache(SCENARIO.cache_recipe, SCENARIO.model) if dataset == GENERATED else others[dataset]
+table = cache.metadata.reset_index(drop=True)
 
 left, right = st.columns([3, 2])
 with right:
-    photo = st.selectbox("Query photo", photos, key=f"{P}_photo")
+    labels = list(dict.fromkeys(table["label"]))
+    if st.session_state.get(f"{P}_label") not in labels:
+        st.session_state[f"{P}_label"] = labels[0]
+    label = st.selectbox("Query photo" if dataset == GENERATED else "Query class", labels, key=f"{P}_label")
+    domains = list(dict.fromkeys(table.loc[table["label"] == label, "domain"]))
+    if st.session_state.get(f"{P}_domain") not in domains:
+        st.session_state[f"{P}_domain"] = domains[0]
     domain = st.selectbox("Query domain", domains, key=f"{P}_domain")
+    if dataset == GENERATED:
+        query_id = f"{label}-full-{domain}"
+    else:
+        query_id = st.selectbox("Query image", list(table.loc[(table["label"] == label) & (table["domain"] == domain), "id"]),
+                                key=f"{P}_image")
+    if st.session_state.get(f"{P}_layer") not in cache.layers:
+        st.session_state[f"{P}_layer"] = cache.layers[-1]
     layer = st.radio("Layer", list(cache.layers), horizontal=True, key=f"{P}_layer")
     top_k = st.slider("Results", 5, 20, 10, key=f"{P}_k")
     unique = st.radio("At most one result per", list(UNIQUE), horizontal=True, key=f"{P}_unique")
     include_self = st.checkbox("Include the query image itself", value=False, key=f"{P}_self")
 
-query_id = f"{photo}-full-{domain}"
 index = cache.image_ids.index(query_id)
-image = recipe_image(SCENARIO.cache_recipe, query_id)
-drawn_box = preset.extra.get("box") if (photo, domain) == (preset.image, preset.extra["domain"]) else None
+row = table.iloc[index]
+if dataset == GENERATED:
+    image = recipe_image(SCENARIO.cache_recipe, query_id)
+else:   # the cache's thumbnail: the original files need not be on this machine
+    image = thumbnail(cache, index, (int(row["width"]), int(row["height"])))
+preset = presets[st.session_state[f"{P}_preset"]]
+matches_preset = dataset == GENERATED and (label, domain) == (preset.image, preset.extra["domain"])
+drawn_box = preset.extra["box"] if matches_preset else None
 with left:
-    if drawn_box:
+    if matches_preset:
         st.caption(preset.note)
     st.markdown(f"**Draw on the query image** — `{query_id}`")
-    strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{query_id}", image, drawn_box)
+    strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{dataset}_{query_id}", image, drawn_box)
 
 feats = cache_features(str(cache), layer, cache)
 grid_hw = tuple(feats.shape[1:3])
@@ -79,7 +100,8 @@ with right:
                      f"(a window of {query.box[2]}×{query.box[3]} cells).")
 
 st.subheader(f"Top {len(result.top)} of {int(result.valid_n.sum())} images")
-hit_grid(cache, result, columns=5, caption_columns=("source_photo", "domain"))
-score_boxplot(grouped_scores(result.scores_table(), "domain", focus=("source_photo", photo)),
-              f"Best scores: the {photo} images in each domain, and every other photo — {domain} query, {layer}",
-              f"domain of the {photo} images")
+hit_grid(cache, result, columns=5, caption_columns=("label", "domain"))
+what = "photo" if dataset == GENERATED else "class"
+score_boxplot(grouped_scores(result.scores_table(), "domain", focus=("label", label), others=f"other {what}s"),
+              f"Best scores: the {label} images in each domain, and every other {what} — {domain} query, {layer}",
+              f"domain of the {label} images")

@@ -90,5 +90,5 @@ for side, col in zip("ab", cols):
     with col:
         st.subheader(f"{side.upper()}: {MODELS[model_name]}, {layer}")
         hit_grid(cache, results[side], columns=3, caption_columns=("source_photo", "domain"))
-        score_boxplot(grouped_scores(results[side].scores_table(), "domain", focus=("source_photo", photo)),
+        score_boxplot(grouped_scores(results[side].scores_table(), "domain", focus=("source_photo", photo), others="other photos"),
                       f"{side.upper()}: best score of each image", f"domain of the {photo} images")

@@ -3,10 +3,12 @@ preset's region is searched, and every preset's claim holds on the real model.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from featurelens.caches import ensure_recipe_cache
+from featurelens.caches import ensure_recipe_cache, recipe_cache_path
 from featurelens.models import load_model
 from featurelens.scenarios import load_recipes, load_scenario
 from featurelens.search import box_mask, query_from_features, search_features, top_overlap
@@ -99,9 +101,9 @@ def test_domain_shift_page_searches_the_preset_and_plots_every_domain():
     assert len(hits) == 10 and sum("chelsea" in c for c in hits) >= 8, hits
     at.selectbox(key="ds_preset").set_value("The cat's eye, in a sketch").run()
     assert not at.exception and at.selectbox(key="ds_domain").value == "sketch"
-    at.radio(key="ds_unique").set_value("source photo").run()
+    at.radio(key="ds_unique").set_value("class / source photo").run()
     assert not at.exception
-    at.selectbox(key="ds_photo").set_value("coffee").run()   # another image: no region drawn yet
+    at.selectbox(key="ds_label").set_value("coffee").run()   # another image: no region drawn yet
     assert "nothing drawn" in " ".join(i.value for i in at.info)
 
 
@@ -112,3 +114,54 @@ def test_model_comparison_page_shows_both_sides_and_their_overlap():
     assert any(h.startswith("A: Lite0, trained") for h in subheaders), subheaders
     assert any(h.startswith("B: Lite0, random weights") for h in subheaders), subheaders
     assert at.metric[0].label == "Top-k overlap"
+
+
+@pytest.fixture(scope="module")
+def pacs_home(tmp_path_factory, domain_cache, shared_data_module):
+    """A FeatureLens home with the generated cache (linked) and a small real PACS cache:
+    3 images per domain × class, 84 images, built the way `cache build --images pacs/` does."""
+    from featurelens.caches import build_cache, image_metadata
+    from featurelens.images import folder_images
+
+    home = tmp_path_factory.mktemp("home")
+    caches = home / "caches"
+    caches.mkdir()
+    source = recipe_cache_path(RECIPES["domain_shift"], domain_cache.model_name)
+    (caches / source.name).symlink_to(source.resolve())
+    root = shared_data_module / "pacs"
+    picked = {}
+    for image in folder_images(root):
+        key = Path(image.path).parent
+        if len(picked.setdefault(key, [])) < 3:
+            picked[key].append(image)
+    images = [i for group in picked.values() for i in group]
+    build_cache(caches / "pacs.zarr", images, "efficientnet_lite0", ["stage7"], dataset_name="pacs",
+                metadata=image_metadata(images, root=root))
+    return home
+
+
+@pytest.fixture(scope="module")
+def shared_data_module():
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data fixtures are not present")
+    return SHARED_DATA
+
+
+def test_domain_shift_page_searches_a_real_pacs_cache(pacs_home, monkeypatch):
+    import streamlit as st
+
+    monkeypatch.setenv("FEATURELENS_HOME", str(pacs_home))
+    st.cache_resource.clear()
+    try:
+        at = _run("domain_shift")
+        assert "pacs" in at.selectbox(key="ds_dataset").options
+        at.selectbox(key="ds_dataset").set_value("pacs").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.selectbox(key="ds_label").value == "dog" and at.selectbox(key="ds_domain").value == "photo"
+        assert at.selectbox(key="ds_image").value.startswith("photo/dog/")
+        assert "nothing drawn" in " ".join(i.value for i in at.info)   # no preset on real data: draw first
+        assert set(at.selectbox(key="ds_domain").options) == {"art_painting", "cartoon", "photo", "sketch"}
+    finally:
+        st.cache_resource.clear()

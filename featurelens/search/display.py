@@ -88,7 +88,8 @@ def top_overlap(ids_a: Sequence[str], ids_b: Sequence[str]) -> tuple[list[str], 
     return shared, len(shared) / len(ids_a)
 
 
-def grouped_scores(table: pd.DataFrame, by: str, *, focus: tuple[str, str] | None = None) -> pd.DataFrame:
+def grouped_scores(table: pd.DataFrame, by: str, *, focus: tuple[str, str] | None = None,
+                   others: str | None = None) -> pd.DataFrame:
     """Every ranked image's best score with a ``group`` column, for box plots.
 
     Args:
@@ -97,6 +98,7 @@ def grouped_scores(table: pd.DataFrame, by: str, *, focus: tuple[str, str] | Non
         focus: ``(column, value)``: only images with that value are grouped by ``by``; every
             other image goes into one group ``"other <column>"`` (e.g. the query's own photo
             per domain, against all other photos).
+        others: the name of that one group (default ``"other <column>"``).
 
     Returns:
         the valid rows with a ``group`` column, groups ordered by falling median score
@@ -115,7 +117,7 @@ def grouped_scores(table: pd.DataFrame, by: str, *, focus: tuple[str, str] | Non
     groups = rows[by].astype(str)
     if focus is not None:
         column, value = focus
-        groups = groups.where(rows[column].astype(str) == str(value), f"other {column.replace('_', ' ')}")
+        groups = groups.where(rows[column].astype(str) == str(value), others or f"other {column.replace('_', ' ')}")
     rows["group"] = groups
     rows.attrs["order"] = rows.groupby("group")["score"].median().sort_values(ascending=False).index.tolist()
     return rows

@@ -8,7 +8,7 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
-from featurelens.caches import FeatureCache, ensure_recipe_cache, recipe_cache_path, recipe_images
+from featurelens.caches import FeatureCache, ensure_recipe_cache, list_caches, open_cache, recipe_cache_path, recipe_images
 from featurelens.scenarios import load_recipes
 from featurelens.search import SearchResult, draw_window, load_features
 from pages._ui.resources import ROOT, get_model
@@ -40,6 +40,29 @@ def recipe_cache(recipe_name: str, model_name: str) -> FeatureCache:
         done / total, text=f"First use: computing {model.name} features — {done} / {total} images"))
     bar.empty()
     return cache
+
+
+@st.cache_resource(show_spinner=False, ttl=60)
+def _ready_caches() -> dict[str, str]:
+    return {entry.name: str(entry.path) for entry in list_caches() if entry.ready}
+
+
+@st.cache_resource(show_spinner="Opening the cache…", max_entries=16)
+def _open_local_cache(path: str) -> FeatureCache:
+    return open_cache(path)
+
+
+def caches_with(column: str, exclude_recipe: str) -> dict[str, FeatureCache]:
+    """The ready caches on this machine whose metadata has a non-empty ``column`` (e.g. PACS's
+    ``domain``), by name; caches built from ``exclude_recipe`` are left out."""
+    found = {}
+    for name, path in _ready_caches().items():
+        cache = _open_local_cache(path)
+        if cache.attrs.get("recipe") == exclude_recipe or column not in cache.metadata:
+            continue
+        if (cache.metadata[column].astype(str) != "").any():
+            found[name] = cache
+    return found
 
 
 @st.cache_resource(show_spinner="Loading the cache into memory…", max_entries=8)
