@@ -44,6 +44,11 @@ def caches_dir() -> Path:
     return featurelens_home() / "caches"
 
 
+def datasets_dir() -> Path:
+    """Where dataset recipes download their images (``<home>/datasets``)."""
+    return featurelens_home() / "datasets"
+
+
 def weights_dir() -> Path:
     """Where downloaded weights live (``<home>/weights``)."""
     return featurelens_home() / "weights"

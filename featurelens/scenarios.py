@@ -102,7 +102,8 @@ class Scenario(_Record):
 class CacheRecipe(_Record):
     """Where a dataset comes from and how its cache is built.
 
-    ``kind`` is ``bundled`` (the gallery that ships in installed packages), ``generated``
+    ``kind`` is ``bundled`` (the gallery that ships in installed packages), ``wilds`` (the
+    WILDS ``dataset``'s ``split``, downloaded by the ``wilds`` package), ``generated``
     (the bundled photos rendered in ``domains`` with the first ``crops`` crops of
     :data:`featurelens.images.CROPS`), ``folder`` (a local image folder) or ``download``
     (``url`` with ``sha256`` and ``size_bytes``).
@@ -111,7 +112,7 @@ class CacheRecipe(_Record):
     name: str
     title: str
     description: str
-    kind: Literal["bundled", "generated", "folder", "download"]
+    kind: Literal["bundled", "generated", "wilds", "folder", "download"]
     license: str
     model: str
     layers: tuple[str, ...] = ()
@@ -121,12 +122,17 @@ class CacheRecipe(_Record):
     labels_csv: str = ""
     domains: tuple[str, ...] = ()
     crops: int = Field(default=1, ge=1)
+    dataset: str = ""
+    split: str = "train"
+    max_images: int = Field(default=0, ge=0)
     source: str = ""
 
     @model_validator(mode="after")
     def _download_needs_checksum(self) -> "CacheRecipe":
         if self.kind == "download" and not (self.url and self.sha256 and self.size_bytes):
             raise ValueError("a download recipe needs url, sha256 and size_bytes")
+        if self.kind == "wilds" and not self.dataset:
+            raise ValueError("a wilds recipe needs dataset (e.g. \"iwildcam\")")
         if self.kind == "generated" and not self.domains:
             raise ValueError("a generated recipe needs domains (e.g. [\"photo\", \"sketch\"])")
         return self

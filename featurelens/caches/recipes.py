@@ -11,8 +11,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..config import caches_dir
-from ..images import CROPS, DomainImage, bundled_gallery, domain_shift_images
+from ..config import caches_dir, datasets_dir
+from ..images import CROPS, DomainImage, bundled_gallery, domain_shift_images, wilds_images
 from ..models import FeatureModel
 from ..scenarios import CacheRecipe
 from .build import ProgressFn, build_cache
@@ -25,7 +25,8 @@ __all__ = ["ensure_recipe_cache", "recipe_cache_path", "recipe_images"]
 
 
 def recipe_images(recipe: CacheRecipe) -> tuple[tuple[CacheImage, ...], pd.DataFrame]:
-    """The images of a ``bundled`` or ``generated`` recipe and their metadata table.
+    """The images of a ``bundled``, ``generated`` or ``wilds`` recipe and their metadata table
+    (a ``wilds`` recipe downloads its dataset into :func:`~featurelens.config.datasets_dir` first).
 
     Generated images get the columns ``domain``, ``source_photo`` and ``crop``, and ``label``
     is the source photo (the "class" a match should share).
@@ -36,6 +37,9 @@ def recipe_images(recipe: CacheRecipe) -> tuple[tuple[CacheImage, ...], pd.DataF
     if recipe.kind == "generated":
         generated = domain_shift_images(crops=CROPS[:recipe.crops], domains=recipe.domains)
         return generated, _domain_table(generated)
+    if recipe.kind == "wilds":
+        return wilds_images(recipe.dataset, datasets_dir(), split=recipe.split, max_images=recipe.max_images or None,
+                            download=True)
     raise CacheError(f"recipe {recipe.name!r} is a {recipe.kind} recipe: its images are not on this machine; "
                      f"build its cache with `python -m featurelens cache build` or install it with "
                      f"`python -m featurelens cache download`")
