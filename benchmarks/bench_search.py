@@ -248,18 +248,23 @@ def print_row(row: dict, with_vfs: bool) -> None:
 # --- streaming ---------------------------------------------------------------------------------
 
 _CHILD = r"""
-import json, resource, sys, time
-import numpy as np, zarr
+import json, re, sys, time
+import numpy as np, torch, zarr
 from featurelens.search import query_from_features, search_features
+
+def peak_kb():  # this process's peak resident memory (VmHWM; getrusage's maxrss survives exec)
+    return int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
+
+torch.set_num_threads(int(sys.argv[2]))
 array = zarr.open_array(sys.argv[1], mode="r")
 mask = np.zeros((7, 7), np.float32); mask[2:4, 2:4] = 1
 query = query_from_features(np.asarray(array[0], np.float32), mask, model="bench", layer="head")
 search_features(array[:64], query, device="cpu")            # warm-up: threads, kernels
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kb()
 start = time.perf_counter()
 result = search_features(array, query, device="cpu", read_ahead=2)
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+print(json.dumps({"seconds": seconds, "peak_kb": peak_kb(),
                   "base_kb": base, "top": result.top[0].index}))
 """
 
@@ -278,14 +283,15 @@ def write_stream_cache(path: Path, gigabytes: float) -> tuple[int, float]:
     return n, n * GRID * GRID * CHANNELS * 2 / 1e9
 
 
-def run_streaming(gigabytes: float, budget_gb: float) -> dict:
-    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+def run_streaming(gigabytes: float, budget_gb: float, folder: Path | None) -> dict:
+    """Write the cache, then search it in a fresh process (its own peak memory, nothing inherited)."""
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
         t0 = time.perf_counter()
         n, size_gb = write_stream_cache(Path(tmp) / "stream.zarr", gigabytes)
         print(f"\nstreaming: wrote {n:,} images ({size_gb:.2f} GB float16) in {time.perf_counter() - t0:.0f} s",
               flush=True)
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(Path(tmp) / "stream.zarr")], capture_output=True,
-                              text=True, check=True)
+        done = subprocess.run([sys.executable, "-c", _CHILD, str(Path(tmp) / "stream.zarr"),
+                               str(torch.get_num_threads())], capture_output=True, text=True, check=True)
         out = json.loads(done.stdout.strip().splitlines()[-1])
     row = {"N": n, "size_gb": size_gb, "seconds": out["seconds"], "gb_per_s": size_gb / out["seconds"],
            "peak_gb": out["peak_kb"] / 2**20, "base_gb": out["base_kb"] / 2**20, "budget_gb": budget_gb}
@@ -305,8 +311,13 @@ def main() -> None:
     parser.add_argument("--no-vfs", action="store_true", help="skip visualfeaturesearch")
     parser.add_argument("--stream-gb", type=float, default=3.0, help="size of the streamed Zarr cache (0: skip)")
     parser.add_argument("--budget-gb", type=float, default=1.0, help="memory the streaming search may use")
+    parser.add_argument("--stream-dir", type=Path, help="where to write the streamed cache (default: the temp folder)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); on a shared "
+                        "machine 1 gives stable numbers: fine-grained parallel work stalls when a core is busy")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [500, 2000] if args.quick else [int(v) for v in args.sizes.split(",")]
     rounds = 1 if args.quick else args.rounds
     stream_gb = 0.5 if args.quick else args.stream_gb
@@ -318,7 +329,7 @@ def main() -> None:
     mask_sets = masks()
     rows = [row for i, n in enumerate(sizes)
             for row in run_size(n, rounds, min(rounds, args.vfs_rounds), with_vfs, mask_sets, with_options=i == 0)]
-    stream = run_streaming(stream_gb, args.budget_gb) if stream_gb > 0 else None
+    stream = run_streaming(stream_gb, args.budget_gb, args.stream_dir) if stream_gb > 0 else None
     if args.json:
         args.json.write_text(json.dumps({"search": rows, "streaming": stream}, indent=1))
 

@@ -111,8 +111,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
     except (*_USER_ERRORS, SearchError, ImageLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    (grid_h, grid_w), (_, _, box_h, box_w) = result.grid_hw, result.box
     print(f"{cache.dataset_name}: {int(result.valid_n.sum())} images searched with {cache.model_name} "
-          f"layer {result.layer} (grid {result.grid_hw[0]}×{result.grid_hw[1]}, window {result.box[2]}×{result.box[3]})")
+          f"layer {result.layer} (grid {grid_h}×{grid_w}, window {box_h}×{box_w})")
     print(table.to_string(index=False) if len(table) else "no images to rank")
     return 0
 

@@ -74,7 +74,8 @@ def test_mask_search_matches_the_same_box_and_include_self_ranks_the_query_first
     assert code == 0, err
     table = _table(out)
     assert list(table.columns) == ["rank", "id", "score", "window", "class"]
-    assert table["id"][0] == "photo/dog/" + photos["dog"].name and float(table["score"][0]) == pytest.approx(1, abs=1e-3)
+    assert table["id"][0] == "photo/dog/" + photos["dog"].name
+    assert float(table["score"][0]) == pytest.approx(1, abs=1e-3)
     assert sorted(table["class"]) == ["dog", "guitar"]                  # one hit per class
 
 

@@ -58,10 +58,10 @@ def search(cache: Any, query: Query, *, top_k: int = 10, unique_by: str | None =
     """
     _check_cache(cache, query)
     return search_features(
-        cache.features(query.layer), query, scale_nhw=cache.feature_scales(query.layer), image_ids=cache.image_ids, metadata=cache.metadata,
-        loaded_n=cache.loaded_n, top_k=top_k, unique_by=unique_by, include_self=include_self, exclude=exclude,
-        device=device, block_images=block_images, read_ahead=read_ahead, progress=progress, cancel=cancel,
-        compute_dtype=compute_dtype)
+        cache.features(query.layer), query, scale_nhw=cache.feature_scales(query.layer), image_ids=cache.image_ids,
+        metadata=cache.metadata, loaded_n=cache.loaded_n, top_k=top_k, unique_by=unique_by,
+        include_self=include_self, exclude=exclude, device=device, block_images=block_images,
+        read_ahead=read_ahead, progress=progress, cancel=cancel, compute_dtype=compute_dtype)
 
 
 def _check_cache(cache: Any, query: Query) -> None:

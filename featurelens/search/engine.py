@@ -5,25 +5,33 @@ For a query box of size ``(bh, bw)`` holding ``K`` mask cells ``k = (i_k, j_k)``
 
     cos(q, d_u) = Σ_k m_k² <f_query[box + k], f[u + k]> / (|q| · sqrt(Σ_k m_k² |f[u + k]|²))
 
-so one block costs one product ``(B·H·W, C) @ (C, K)`` (the per-cell dot products with every
+so one block costs one product ``(K, C) @ (C, B·H·W)`` (the per-cell dot products with every
 ``m_k² f_query[box + k]``), per-cell squared norms ``(B, H, W)``, and two shifted sums over the
 ``K`` cells. Windows whose norm is 0 score 0 (never NaN). Blocks come from memory or, for zarr
 arrays, from a background reader thread with a bounded queue (read-ahead).
 
 **Precision on the CPU.** The default ``compute_dtype="float32"`` converts float16 (or int8)
 rows to float32 in small, cache-resident pieces (1024 rows) and multiplies in float32. The
-alternative ``"bfloat16"`` (rows rounded to bfloat16, ``torch.mm`` on bfloat16 tensors) was
-measured with ``benchmarks/bench_search.py`` on this project's CPU (AMD EPYC, AVX2 only: no
-avx512-bf16 or AMX, so oneDNN has no bf16 kernel) for 2,000 images of 7×7×1280 float16
-features: it took 2.6× (1×1 mask) to 21× (4×4 mask) longer than float32, and its top-10
-differed from float64 in 4 of 4 masks (top-1 kept; bfloat16 keeps 8 mantissa bits, so
-scores that differ in the third decimal swap places). float32 reproduced float64's top-10
-exactly. So float32 stays the default; ``"bfloat16"`` remains for CPUs and GPUs with native
-bf16 units, where it should be checked the same way before use.
+alternative ``"bfloat16"`` (rows rounded to bfloat16, ``torch.mm`` on bfloat16 tensors, fp32
+accumulation inside oneDNN) was measured with ``benchmarks/bench_search.py`` on this project's
+CPU — an AMD EPYC with AVX2 only: no avx512-bf16 and no AMX, so oneDNN has no native bf16 kernel
+(``torch.ops.mkldnn._is_mkldnn_bf16_supported()`` is False). On 5,000 images of 7×7×1280 float16
+features, one thread, it took 5.0× (1×1 mask), 4.0× (2×2), 5.4× (4×4) and 5.1× (free-form)
+longer than float32. It also changes the ranking: its top-10 differed in order from float64's
+for the 1×1 mask at N = 5,000 and lost one of the ten for the 2×2 mask at N = 500 (bfloat16 keeps
+8 mantissa bits and the product comes back rounded to bfloat16, so scores closer than ~1e-3
+swap), while float32 reproduced float64's top-10 exactly, order included, for every mask and
+size measured. So float32 is the default and the CPU path; ``"bfloat16"`` stays an option for
+CPUs with AMX/avx512-bf16 and for GPUs, to be checked the same way before use.
 
-**Query matrix layout.** ``q`` is kept as ``(K, C)`` and multiplied as ``x_rc @ q_kc.T``:
-for small ``K`` this layout is 3–5× faster with oneDNN/MKL than a ``(C, K)`` matrix, and
-``K`` from 9 to 15 is padded with zero rows to 16, which is as fast as ``K = 8``.
+**Where the time goes.** The product costs ``H·W·K·C`` multiply-adds per image whatever the
+window positions, and runs at ~50–60 GFLOP/s per core (float32, AVX2) — compute-bound for big
+masks (4×4: K = 16), memory-bound for small ones. ``q`` is kept as ``(K, C)`` and multiplied as
+``q_kc @ x_rc.T``: measured with MKL, this is 3–5× faster than ``x_rc @ q_ck`` with a contiguous
+``(C, K)`` matrix for ``K`` ≤ 8 and up to 1.5× for ``K`` ≤ 20; ``K`` from 9 to 15 is padded with
+zero rows to 16, which costs no more than ``K = 8``.
+Thousands of small parallel regions make the multi-threaded CPU path sensitive to a busy core
+(the threads wait for each other); on a shared machine ``torch.set_num_threads(1)`` is steadier.
 """
 
 from __future__ import annotations
@@ -112,7 +120,7 @@ class _BlockScorer:
         """``(B, H, W, C)`` float/int8 on the device (+ ``(B, H, W)`` scales for int8) →
         ``(best_b float32, position_b int64)``; position ``p`` is window row ``p // pw``, col ``p % pw``.
 
-        Images are taken a few at a time so the dot products ``(rows, K)`` stay below 16 MB."""
+        Images are taken a few at a time so the dot products ``(K, rows)`` stay below 16 MB."""
         b, h, w, _ = block_nhwc.shape
         step = max(1, _DOTS_FLOATS // (h * w * self.prep.q_kc.shape[0]))
         bests, positions = [], []
@@ -125,22 +133,22 @@ class _BlockScorer:
 
     def _score(self, block_nhwc: torch.Tensor, scale_nhw: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         b, h, w, c = block_nhwc.shape
-        dots_rk, sq_r = self._dots(block_nhwc.reshape(b * h * w, c))
+        dots_kr, sq_r = self._dots(block_nhwc.reshape(b * h * w, c))
         if scale_nhw is not None:
             scale_r = scale_nhw.reshape(-1).to(torch.float32)
-            dots_rk *= scale_r[:, None]
+            dots_kr *= scale_r
             sq_r *= scale_r * scale_r
-        return self._windows(dots_rk.view(b, h, w, -1), sq_r.view(b, h, w))
+        return self._windows(dots_kr.view(-1, b, h, w), sq_r.view(b, h, w))
 
     def _dots(self, x_rc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(R, C)`` → float32 dot products with the query rows ``(R, K')`` and squared norms ``(R,)``."""
-        q_ck = self.prep.q_kc.t()
+        """``(R, C)`` → float32 dot products with the query rows ``(K', R)`` and squared norms ``(R,)``."""
+        q_kc = self.prep.q_kc
         dtype = self.prep.dtype
         if self.device.type != "cpu" or (x_rc.dtype == dtype and dtype == torch.float32):
             x = x_rc.to(dtype)
-            return (x @ q_ck).float(), torch.linalg.vector_norm(x, dim=1, dtype=torch.float32).square_()
+            return (q_kc @ x.t()).float(), torch.linalg.vector_norm(x, dim=1, dtype=torch.float32).square_()
         rows, channels = x_rc.shape
-        dots_rk = torch.empty(rows, q_ck.shape[1], dtype=torch.float32)
+        dots_kr = torch.empty(q_kc.shape[0], rows, dtype=torch.float32)
         norm_r = torch.empty(rows, dtype=torch.float32)
         if self._buf_rc is None or self._buf_rc.shape[1] != channels:
             self._buf_rc = torch.empty(_SUB_ROWS, channels, dtype=dtype)
@@ -149,20 +157,20 @@ class _BlockScorer:
             buf = self._buf_rc[:stop - start]
             buf.copy_(x_rc[start:stop])
             if dtype == torch.float32:
-                torch.mm(buf, q_ck, out=dots_rk[start:stop])
+                torch.mm(q_kc, buf.t(), out=dots_kr[:, start:stop])
             else:  # bfloat16 products come back as bfloat16 on the CPU
-                dots_rk[start:stop] = torch.mm(buf, q_ck)
+                dots_kr[:, start:stop] = torch.mm(q_kc, buf.t())
             torch.linalg.vector_norm(buf, dim=1, dtype=torch.float32, out=norm_r[start:stop])
-        return dots_rk, norm_r.square_()
+        return dots_kr, norm_r.square_()
 
-    def _windows(self, dots_bhwk: torch.Tensor, sq_bhw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _windows(self, dots_kbhw: torch.Tensor, sq_bhw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Shifted sums over the mask cells, cosine, and the best window of each image."""
         _, _, bh, bw = self.prep.box
         ph, pw = sq_bhw.shape[1] - bh + 1, sq_bhw.shape[2] - bw + 1
         num = torch.zeros(sq_bhw.shape[0], ph, pw, dtype=torch.float32, device=sq_bhw.device)
         den = torch.zeros_like(num)
         for k, ((i, j), m2) in enumerate(zip(self.prep.offsets_k, self.prep.m2_k)):
-            num += dots_bhwk[:, i:i + ph, j:j + pw, k]
+            num += dots_kbhw[k, :, i:i + ph, j:j + pw]
             den.add_(sq_bhw[:, i:i + ph, j:j + pw], alpha=m2)
         score = num / (den.sqrt() * self.prep.q_norm)
         score = torch.where(den > 0, score, torch.zeros_like(score)).clamp_(-1.0, 1.0)

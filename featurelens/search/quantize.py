@@ -45,5 +45,6 @@ def dequantize_int8(q_nhwc_i8: np.ndarray, scale_nhw: np.ndarray) -> np.ndarray:
     q = np.asarray(q_nhwc_i8)
     scale = np.asarray(scale_nhw, dtype=np.float32)
     if q.shape[:-1] != scale.shape:
-        raise SearchError(f"scale_nhw has shape {scale.shape}, expected {q.shape[:-1]} (one scale per cell of q_nhwc_i8)")
+        raise SearchError(f"scale_nhw has shape {scale.shape}, expected {q.shape[:-1]} "
+                          "(one scale per cell of q_nhwc_i8)")
     return q.astype(np.float32) * scale[..., None]

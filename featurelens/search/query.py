@@ -57,7 +57,8 @@ class Query:
         mask = np.asarray(self.mask_hw, dtype=np.float32)
         if mask.shape != feats.shape[:2]:
             raise SearchError(f"mask_hw has shape {mask.shape} but the query features' grid is {feats.shape[:2]} "
-                              f"at layer {self.layer!r}: area-average the drawn mask with grid_mask(mask, {feats.shape[:2]})")
+                              f"at layer {self.layer!r}: area-average the drawn mask with "
+                              f"grid_mask(mask, {feats.shape[:2]})")
         if not np.all(np.isfinite(mask)) or mask.min() < 0 or mask.max() > 1:
             raise SearchError("mask_hw values must lie in [0, 1] (the covered fraction of each cell)")
         box = mask_box(mask)

@@ -130,8 +130,9 @@ class SearchResult:
 
     def _hit(self, rank: int, index: int) -> Hit:
         row = {} if self.metadata is None else self.metadata.iloc[index].to_dict()
-        window = tuple(int(v) for v in self.windows_n4[index])
-        return Hit(rank, index, self.image_ids[index], float(self.best_scores_n[index]), window, row)  # type: ignore[arg-type]
+        row_col_h_w = tuple(int(v) for v in self.windows_n4[index])
+        score = float(self.best_scores_n[index])
+        return Hit(rank, index, self.image_ids[index], score, row_col_h_w, row)  # type: ignore[arg-type]
 
     def scores_table(self, include_excluded: bool = False) -> pd.DataFrame:
         """Every image's best score, one row per image in image order, for box plots and tables.
