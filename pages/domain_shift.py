@@ -3,7 +3,7 @@ dataset (Visual Feature Search), and see how scores drop outside the query's dom
 
 import streamlit as st
 
-from featurelens.search import (SearchError, box_mask, canvas_mask, grouped_scores, mask_outline, query_from_features,
+from featurelens.search import (SearchError, drawn_or_box_mask, grouped_scores, mask_outline, query_from_features,
                                 search_features)
 from pages._ui.resources import scenario
 from pages._ui.search import (cache_features, caches_with, hit_grid, query_canvas, recipe_cache, recipe_image,
@@ -85,8 +85,7 @@ with left:
 feats = cache_features(str(cache), layer, cache)
 grid_hw = tuple(feats.shape[1:3])
 try:
-    mask_hw = canvas_mask(strokes, grid_hw) if strokes is not None and strokes[..., 3].any() else (
-        box_mask(drawn_box, grid_hw) if drawn_box else canvas_mask(None, grid_hw))
+    mask_hw = drawn_or_box_mask(strokes, grid_hw, drawn_box)
     query = query_from_features(feats[index], mask_hw, model=cache.model_name, layer=layer, image_index=index)
     result = search_features(feats, query, image_ids=cache.image_ids, metadata=table, loaded_n=cache.loaded_n,
                              top_k=top_k, unique_by=UNIQUE[unique], include_self=include_self, device="cpu")

@@ -14,7 +14,7 @@ import zarr
 from PIL import Image
 from zarr.storage import LocalStore, MemoryStore
 
-from featurelens.caches import build_cache, image_metadata
+from featurelens.caches import CacheError, CacheMismatchError, build_cache, image_metadata
 from featurelens.images import folder_images
 from featurelens.search import (Query, SearchCancelled, SearchError, SearchMismatchError, box_mask, dequantize_int8,
                                 grid_mask, load_features, load_mask, mask_box, mask_from_image, parse_box,
@@ -409,3 +409,13 @@ def test_int8_cache_keeps_the_float16_ranking_on_real_photos(pacs, lite0):
         assert a.top[0].id == b.top[0].id
         np.testing.assert_allclose(a.best_scores_n, b.best_scores_n, atol=5e-3)
     assert np.mean(agree) >= 0.9, agree
+    assert "int8 NHWC with one float32 scale per cell" in int8.describe()
+
+
+def test_an_int8_build_is_not_resumed_as_float16(pacs, lite0, tmp_path):
+    images = pacs["images"][:2]
+    build_cache(tmp_path / "c.zarr", images, lite0, ["head"], dataset_name="two", feature_dtype="int8")
+    with pytest.raises(CacheMismatchError, match="dtype 'int8', this build asks for 'float16'"):
+        build_cache(tmp_path / "c.zarr", images, lite0, ["head"], dataset_name="two")
+    with pytest.raises(CacheError, match="feature_dtype must be one of 'float16', 'int8'"):
+        build_cache(tmp_path / "d.zarr", images, lite0, ["head"], dataset_name="two", feature_dtype="int4")

@@ -290,6 +290,7 @@ class FeatureCache:
         """A few lines for people: dataset, model, input, layers, thumbnails, metadata, problems."""
         a = self._attrs
         pre, dataset = a["preprocessing"], a["dataset"]
+        scales = " with one float32 scale per cell" if a["dtype"] == "int8" else ""
         lines = [
             f"FeatureLens cache (format {a['featurelens_cache_format']}) at {self.where}: complete",
             f"dataset:    {dataset['name']}" + (f" — {dataset['description']}" if dataset["description"] else ""),
@@ -299,7 +300,7 @@ class FeatureCache:
             f"scaling {pre.get('scaling')}",
             "layers:     " + "; ".join(f"{name} {'×'.join(map(str, e['shape']))} stride {e['stride']}"
                                        for name, e in a["layers"].items()),
-            f"storage:    {a['dtype']} {a['layout']}, {a['chunk_images']} images per chunk",
+            f"storage:    {a['dtype']} {a['layout']}{scales}, {a['chunk_images']} images per chunk",
             f"thumbnails: {a['thumbnail_hw'][0]}×{a['thumbnail_hw'][1]} RGB",
             "metadata:   " + ", ".join(spec["name"] for spec in a["metadata"]["columns"]),
             f"created:    {a['created']}" + (f", completed {a['completed']}" if a.get("completed") else "")

@@ -24,7 +24,7 @@ and window, the top hits (``top_k(k, unique_by=column)``) and ``scores_table()``
 """
 
 from .api import search, search_features
-from .display import canvas_mask, draw_window, grouped_scores, mask_outline, top_overlap
+from .display import canvas_mask, drawn_or_box_mask, draw_window, grouped_scores, mask_outline, top_overlap
 from .engine import ComputeDtype, ProgressFn, default_device, load_features
 from .errors import SearchCancelled, SearchError, SearchMismatchError
 from .image_search import search_image
@@ -34,7 +34,7 @@ from .query import Query, query_from_features, query_from_image
 from .results import Hit, SearchResult
 
 __all__ = [
-    "canvas_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap",
+    "canvas_mask", "drawn_or_box_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap",
     "Hit", "ProgressFn", "Query", "SearchCancelled", "SearchError", "SearchMismatchError", "SearchResult",
     "box_mask", "default_device", "dequantize_int8", "grid_mask", "load_features", "mask_box", "quantize_int8",
     "query_from_features", "search", "search_features",
