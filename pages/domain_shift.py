@@ -80,7 +80,8 @@ with left:
     if matches_preset:
         st.caption(preset.note)
     st.markdown(f"**Draw on the query image** — `{query_id}`")
-    strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{dataset}_{query_id}", image, drawn_box)
+    strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{dataset}_{query_id}", image, drawn_box,
+                           image_key=f"{dataset}/{query_id}")
 
 feats = cache_features(str(cache), layer, cache)
 grid_hw = tuple(feats.shape[1:3])
@@ -94,7 +95,7 @@ except SearchError as exc:
     st.stop()
 
 with right:
-    st.image(mask_outline(image, mask_hw), width="stretch",
+    st.image(mask_outline(image, mask_hw), width="stretch", output_format="JPEG",
              caption=f"The searched region on {layer}'s {grid_hw[0]}×{grid_hw[1]} grid "
                      f"(a window of {query.box[2]}×{query.box[3]} cells).")
 

@@ -61,7 +61,7 @@ with left:
         st.caption(preset.note)
     st.markdown(f"**Draw on the query image** — `{query_id}`")
     strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{query_id}",
-                           recipe_image(SCENARIO.cache_recipe, query_id), drawn_box)
+                           recipe_image(SCENARIO.cache_recipe, query_id), drawn_box, image_key=query_id)
 
 results = {}
 try:

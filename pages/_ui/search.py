@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
 import altair as alt
 import numpy as np
 import streamlit as st
@@ -83,16 +86,30 @@ def recipe_image(recipe_name: str, image_id: str) -> Image.Image:
     return _recipe_image_index(recipe_name)[image_id].load()
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _thumbnails(cache_where: str, _cache: FeatureCache) -> np.ndarray:
+    """All thumbnails of a cache in memory (128 px: 20 MB for 420 images), read once."""
+    return np.asarray(_cache.thumbnails[:])
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _jpeg_data_url(image_key: str, _image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    _image.convert("RGB").save(buffer, format="JPEG", quality=88)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def thumbnail(cache: FeatureCache, index: int, width_height: tuple[int, int] | None = None) -> Image.Image:
     """The cache's thumbnail of image ``index``, restored to the image's own aspect ratio."""
-    thumb = Image.fromarray(np.asarray(cache.thumbnails[index]))
+    thumb = Image.fromarray(_thumbnails(str(cache), cache)[index])
     if width_height is None:
         return thumb
     w, h = width_height
     return thumb.resize((max(thumb.size), max(1, round(max(thumb.size) * h / w))), Image.BICUBIC)
 
 
-def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, float, float] | None):
+def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, float, float] | None,
+                 image_key: str | None = None):
     """The query image on a drawing canvas; returns the strokes as ``(h, w, 4)`` RGBA, or None
     before the browser has sent a drawing. ``initial_box`` (fractions) is drawn as a rectangle."""
     tool_col, brush_col = st.columns(2)
@@ -106,7 +123,8 @@ def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, 
         initial = {"version": "4.4.0", "objects": [{
             "type": "rect", "originX": "left", "originY": "top", "left": x0 * width, "top": y0 * height, "width": (x1 - x0) * width,
             "height": (y1 - y0) * height, "fill": STROKE, "stroke": STROKE, "strokeWidth": 0}]}
-    result = st_canvas(fill_color=STROKE, stroke_width=brush, stroke_color=STROKE, background_image=image,
+    background = _jpeg_data_url(image_key, image) if image_key else image   # sent as a small JPEG, encoded once
+    result = st_canvas(fill_color=STROKE, stroke_width=brush, stroke_color=STROKE, background_image=background,
                        width=width, height=height, drawing_mode=TOOLS[tool], initial_drawing=initial,
                        return_image_data=True, key=f"{key}_canvas_{hash(str(initial))}")
     try:
@@ -123,7 +141,7 @@ def hit_grid(cache: FeatureCache, result: SearchResult, columns: int = 5, captio
         boxed = draw_window(thumb, result.window_box_px(hit, thumb.size))
         details = " · ".join(str(hit.metadata.get(c, "")) for c in caption_columns if hit.metadata.get(c, ""))
         cols[slot % columns].image(boxed, caption=f"#{hit.rank} {hit.score:.3f} · {details or hit.id}",
-                                   width="stretch")
+                                   width="stretch", output_format="JPEG")
 
 
 def score_boxplot(table, title: str, x_title: str) -> None:
