@@ -15,7 +15,9 @@ noisy neighbour slows both sides alike.
 * **Exactness** — top-10 of every method against the exact scores, computed here in float64
   from the float32 features the float16 (and int8) caches were made from.
 * **Storage and precision options** — int8 storage (one scale per cell) and the engine's
-  ``compute_dtype="bfloat16"``: time and top-10 against float64.
+  ``compute_dtype="bfloat16"``: time and top-10 against float64. With ``../shared/data/pacs``
+  present, also float16 and int8 storage against float32 on real features (EfficientNet-Lite0
+  ``head`` of 700 PACS images, 210 queries).
 * **Streaming** — a synthetic Zarr cache of ``--stream-gb`` (written here, zstd like real caches)
   searched in a fresh process: effective GB/s and peak RSS against ``--budget-gb``. When the file
   fits in the OS page cache the GB/s is that of a warm cache; make it larger than free RAM for disk speed.
@@ -44,9 +46,10 @@ import torch
 import zarr
 from zarr.codecs import ZstdCodec
 
-from featurelens.search import grid_mask, quantize_int8, query_from_features, search_features
+from featurelens.search import box_mask, grid_mask, quantize_int8, query_from_features, search_features
 
 GRID, CHANNELS, PROTOTYPES, SEED, CHUNK = 7, 1280, 64, 0, 1000
+PACS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pacs"
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -245,6 +248,39 @@ def print_row(row: dict, with_vfs: bool) -> None:
           f"{row['ours_s'] / row['floor_s']:6.2f}× {row['ours_top10']:>9s} {agree} | {extra}", flush=True)
 
 
+# --- real features: storage against float32 -------------------------------------------------------
+
+
+def run_real_storage(folder: Path) -> dict:
+    """Top-10 of float16 and int8 storage against float32 on real head features of PACS images."""
+    import featurelens as fl
+    from featurelens.images import folder_images
+
+    model = fl.load_model("efficientnet_lite0", device="cpu")
+    feats_nhwc = model.features([image.load() for image in folder_images(folder)], ["head"], batch_size=50)["head"]
+    half_nhwc, (q8_nhwc, scale_nhw) = feats_nhwc.astype(np.float16), quantize_int8(feats_nhwc)
+    overlap, same, worst = {"float16": [], "int8": []}, {"float16": 0, "int8": 0}, 0.0
+    for index in range(0, len(feats_nhwc), 10):
+        for box in ((0.3, 0.3, 0.7, 0.7), (0.4, 0.4, 0.55, 0.55), (0.1, 0.5, 0.5, 0.9)):
+            query = query_from_features(feats_nhwc[index], box_mask(box, (GRID, GRID)), model="m", layer="head",
+                                        image_index=index)
+            exact = search_features(feats_nhwc, query, device="cpu")
+            for name, kwargs in (("float16", {"feats_nhwc": half_nhwc}),
+                                 ("int8", {"feats_nhwc": q8_nhwc, "scale_nhw": scale_nhw})):
+                result = search_features(query=query, device="cpu", **kwargs)
+                overlap[name].append(len({h.index for h in exact.top} & {h.index for h in result.top}))
+                same[name] += [h.index for h in exact.top] == [h.index for h in result.top]
+                if name == "int8":
+                    worst = max(worst, float(np.abs(result.best_scores_n - exact.best_scores_n).max()))
+    n = len(overlap["int8"])
+    for name in overlap:
+        print(f"real PACS head features, {len(feats_nhwc)} images, {n} queries: {name} storage vs float32 — top-10 "
+              f"overlap mean {np.mean(overlap[name]):.2f}/10 (min {min(overlap[name])}), same order in "
+              f"{same[name]}/{n}" + (f", largest score change {worst:.4f}" if name == "int8" else ""), flush=True)
+    return {"queries": n, "overlap": {k: float(np.mean(v)) for k, v in overlap.items()}, "same_order": same,
+            "int8_max_score_change": worst}
+
+
 # --- streaming ---------------------------------------------------------------------------------
 
 _CHILD = r"""
@@ -304,11 +340,13 @@ def run_streaming(gigabytes: float, budget_gb: float, folder: Path | None) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="5000,20000,50000", help="comma-separated N (default 5000,20000,50000)")
+    parser.add_argument("--sizes", default="5000,20000,50000",
+                        help="comma-separated N (default 5000,20000,50000; '' for streaming only)")
     parser.add_argument("--quick", action="store_true", help="N = 500,2000, 0.5 GB streaming, 1 round")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per mask (default 3)")
     parser.add_argument("--vfs-rounds", type=int, default=1, help="rounds that also time VFS (default 1: it is slow)")
     parser.add_argument("--no-vfs", action="store_true", help="skip visualfeaturesearch")
+    parser.add_argument("--no-real", action="store_true", help="skip the real-feature storage check (PACS)")
     parser.add_argument("--stream-gb", type=float, default=3.0, help="size of the streamed Zarr cache (0: skip)")
     parser.add_argument("--budget-gb", type=float, default=1.0, help="memory the streaming search may use")
     parser.add_argument("--stream-dir", type=Path, help="where to write the streamed cache (default: the temp folder)")
@@ -318,7 +356,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    sizes = [500, 2000] if args.quick else [int(v) for v in args.sizes.split(",")]
+    sizes = [500, 2000] if args.quick else [int(v) for v in args.sizes.split(",") if v.strip()]
     rounds = 1 if args.quick else args.rounds
     stream_gb = 0.5 if args.quick else args.stream_gb
     with_vfs = not args.no_vfs and _has_vfs()
@@ -329,9 +367,10 @@ def main() -> None:
     mask_sets = masks()
     rows = [row for i, n in enumerate(sizes)
             for row in run_size(n, rounds, min(rounds, args.vfs_rounds), with_vfs, mask_sets, with_options=i == 0)]
+    real = run_real_storage(PACS) if PACS.is_dir() and not args.quick and not args.no_real else None
     stream = run_streaming(stream_gb, args.budget_gb, args.stream_dir) if stream_gb > 0 else None
     if args.json:
-        args.json.write_text(json.dumps({"search": rows, "streaming": stream}, indent=1))
+        args.json.write_text(json.dumps({"search": rows, "real_storage": real, "streaming": stream}, indent=1))
 
 
 def _has_vfs() -> bool:

@@ -40,7 +40,7 @@ def search(cache: Any, query: Query, *, top_k: int = 10, unique_by: str | None =
         include_self: keep the query image (``query.image_id`` / ``query.image_index``) in the ranking.
         exclude: more image indices or ids to leave out of the ranking.
         device: ``"cuda"``, ``"mps"``, ``"cpu"``; default the first available in that order.
-        block_images: images per block (default: whole chunks, about 32 MB).
+        block_images: images per block (default: whole chunks, about 16 MB).
         read_ahead: blocks read ahead in the background.
         progress: called as ``progress(done_images, total_images)`` after each block.
         cancel: an object with ``is_set()`` (e.g. ``threading.Event``), checked between blocks.

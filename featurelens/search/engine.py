@@ -53,7 +53,7 @@ __all__ = ["ComputeDtype", "ProgressFn", "default_device", "load_features"]
 ProgressFn = Callable[[int, int], None]
 ComputeDtype = Literal["float32", "bfloat16"]
 _SUB_ROWS = 1024           # rows (cells) converted at a time on the CPU: 5 MB of float32 at C = 1280
-_BLOCK_BYTES = 32 * 2**20  # stored bytes per block of images (in memory or read ahead)
+_BLOCK_BYTES = 16 * 2**20  # stored bytes per block of images (in memory or read ahead): 4 cache chunks
 _DOTS_FLOATS = 2**22       # at most 16 MB of per-cell dot products (rows × K) at a time
 
 

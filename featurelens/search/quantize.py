@@ -1,8 +1,12 @@
 """Optional 8-bit storage: int8 features with one float scale per feature vector (per cell).
 
-``x ≈ q · scale`` with ``scale = max|x| / 127`` per cell; all-zero cells get scale 0. The
-relative error of each vector is at most ``0.5 / 127`` per channel of its largest value, and
-cosine scores change by about 1e-3 (the benchmark measures top-10 agreement).
+``x ≈ q · scale`` with ``scale = max|x| / 127`` per cell; all-zero cells get scale 0. Each
+channel's error is at most half a step, ``max|x| / 254`` of its own cell. Half the bytes of
+float16; scores change by about 1e-3. Measured by ``benchmarks/bench_search.py`` against float32
+on real features (EfficientNet-Lite0 ``head``, 700 PACS images, 210 region queries): top-10
+overlap 9.99/10 on average (never below 9), same order in 198 of 210 queries, largest score
+change 0.0012 (float16 storage: 210 of 210 identical); on 5,000 synthetic images with hundreds
+of near-ties per query, the top-10 was identical to float64's for all four masks.
 
 >>> import numpy as np
 >>> x = np.array([[[[0.0, 1.0, -2.0]]]], np.float32)
