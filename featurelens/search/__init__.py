@@ -25,7 +25,7 @@ and window, the top hits (``top_k(k, unique_by=column)``) and ``scores_table()``
 
 from .api import search, search_features
 from .display import canvas_mask, drawn_or_box_mask, draw_window, grouped_scores, mask_outline, top_overlap
-from .engine import ComputeDtype, ProgressFn, default_device, load_features
+from .engine import ComputeDtype, ProgressFn, load_features
 from .errors import SearchCancelled, SearchError, SearchMismatchError
 from .image_search import search_image
 from .masks import box_mask, grid_mask, load_mask, mask_box, mask_from_image, parse_box
@@ -36,7 +36,7 @@ from .results import Hit, SearchResult
 __all__ = [
     "canvas_mask", "drawn_or_box_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap",
     "Hit", "ProgressFn", "Query", "SearchCancelled", "SearchError", "SearchMismatchError", "SearchResult",
-    "box_mask", "default_device", "dequantize_int8", "grid_mask", "load_features", "mask_box", "quantize_int8",
+    "box_mask", "dequantize_int8", "grid_mask", "load_features", "mask_box", "quantize_int8",
     "query_from_features", "search", "search_features",
     "ComputeDtype", "load_mask", "mask_from_image", "parse_box", "query_from_image", "search_image",
 ]

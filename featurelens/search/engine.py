@@ -45,10 +45,11 @@ from typing import Any, Callable, Iterator, Literal
 import numpy as np
 import torch
 
+from ..models import resolve_device
 from .errors import SearchCancelled, SearchError
 from .query import Query
 
-__all__ = ["ComputeDtype", "ProgressFn", "default_device", "load_features"]
+__all__ = ["ComputeDtype", "ProgressFn", "load_features"]
 
 ProgressFn = Callable[[int, int], None]
 ComputeDtype = Literal["float32", "bfloat16"]
@@ -56,19 +57,6 @@ _SUB_ROWS = 1024           # rows (cells) converted at a time on the CPU: 5 MB o
 _BLOCK_BYTES = 16 * 2**20  # stored bytes per block of images (in memory or read ahead): 4 cache chunks
 _DOTS_FLOATS = 2**22       # at most 16 MB of per-cell dot products (rows × K) at a time
 
-
-def default_device() -> torch.device:
-    """cuda if available, else mps, else cpu."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    return default_device() if device is None else torch.device(device)
 
 
 def _torch_dtype(compute_dtype: str) -> torch.dtype:
@@ -299,7 +287,7 @@ def _scan(array: Any, query: Query, *, scale: Any = None, device: str | torch.de
           block_images: int | None = None, read_ahead: int = 2, progress: ProgressFn | None = None,
           cancel: Any = None, compute_dtype: ComputeDtype = "float32") -> tuple[np.ndarray, np.ndarray, str]:
     """Best score ``(N,)`` float32 and best window position ``(N, 2)`` int32 (row, col) of every image."""
-    dev = _device(device)
+    dev = resolve_device(device)
     prep = _prepare(query, dev, _torch_dtype(compute_dtype))
     scorer = _BlockScorer(prep, dev)
     n = int(array.shape[0])
@@ -333,7 +321,7 @@ def load_features(array: Any, device: str | torch.device | None = None) -> torch
     Returns:
         the features as a torch tensor on ``device``, dtype unchanged (float16 for caches).
     """
-    dev = _device(device)
+    dev = resolve_device(device)
     if _is_zarr(array):
         step = _block_images(array, None)
         out = torch.empty(tuple(array.shape), dtype=_as_tensor(array[:1]).dtype, device=dev)

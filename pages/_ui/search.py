@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 
 import altair as alt
 import numpy as np
@@ -11,7 +12,7 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
-from featurelens.caches import FeatureCache, ensure_recipe_cache, list_caches, open_cache, recipe_cache_path, recipe_images
+from featurelens.caches import FeatureCache, ensure_recipe_cache, list_caches, open_cache, recipe_images
 from featurelens.scenarios import load_recipes
 from featurelens.search import SearchResult, draw_window, load_features
 from pages._ui.resources import ROOT, get_model
@@ -27,22 +28,31 @@ def get_recipes():
 
 
 @st.cache_resource(show_spinner=False)
-def _open_recipe_cache(recipe_name: str, model_name: str, _progress=None) -> FeatureCache:
-    return ensure_recipe_cache(get_recipes()[recipe_name], get_model(model_name), progress=_progress)
+def _build_state() -> tuple[threading.Lock, set]:
+    """One lock for first-use builds (two visitors never build into the same folder) and the
+    (recipe, model) pairs known to be complete."""
+    return threading.Lock(), set()
+
+
+@st.cache_resource(show_spinner=False)
+def _open_recipe_cache(recipe_name: str, model_name: str) -> FeatureCache:
+    return ensure_recipe_cache(get_recipes()[recipe_name], get_model(model_name))
 
 
 def recipe_cache(recipe_name: str, model_name: str) -> FeatureCache:
     """The recipe's cache for a model, shared by the server; built on first use with a progress bar."""
-    recipe = get_recipes()[recipe_name]
-    model = get_model(model_name)
-    if (recipe_cache_path(recipe, model.name) / "zarr.json").exists():
-        return _open_recipe_cache(recipe_name, model_name)
-    bar = st.progress(0.0, text=f"First use: computing {model.name} features for “{recipe.title}” "
-                               "(once; kept for every later visit)…")
-    cache = _open_recipe_cache(recipe_name, model_name, _progress=lambda done, total: bar.progress(
-        done / total, text=f"First use: computing {model.name} features — {done} / {total} images"))
-    bar.empty()
-    return cache
+    lock, ready = _build_state()
+    if (recipe_name, model_name) not in ready:
+        recipe, model = get_recipes()[recipe_name], get_model(model_name)
+        with lock:
+            if (recipe_name, model_name) not in ready:
+                bar = st.progress(0.0, text=f"Preparing “{recipe.title}” for {model.name}…")
+                ensure_recipe_cache(recipe, model, progress=lambda done, total: bar.progress(
+                    done / total, text=f"First use: computing {model.name} features — {done} / {total} images "
+                                       "(once; kept for every later visit)"))
+                bar.empty()
+                ready.add((recipe_name, model_name))
+    return _open_recipe_cache(recipe_name, model_name)
 
 
 @st.cache_resource(show_spinner=False, ttl=60)
