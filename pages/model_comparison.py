@@ -36,17 +36,16 @@ if f"{P}_image" not in st.session_state:
     st.session_state[f"{P}_preset"] = SCENARIO.presets[0].name
     _apply_preset()
 
-st.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset)
+preset_col, *side_cols = st.columns([2.4, 2, 1.4, 2, 1.4])
+preset_col.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset)
 preset = presets[st.session_state[f"{P}_preset"]]
-
 sides = {}
-cols = st.columns(2)
-for side, col in zip("ab", cols):
-    with col:
-        model_name = st.selectbox(f"Model {side.upper()}", list(MODELS), format_func=MODELS.get, key=f"{P}_model_{side}")
-        cache = recipe_cache(SCENARIO.cache_recipe, model_name)
-        layer = st.radio(f"Layer {side.upper()}", list(cache.layers), horizontal=True, key=f"{P}_layer_{side}")
-        sides[side] = (cache, layer, model_name)
+for side, model_col, layer_col in (("a", *side_cols[:2]), ("b", *side_cols[2:])):
+    model_name = model_col.selectbox(f"Model {side.upper()}", list(MODELS), format_func=MODELS.get,
+                                     key=f"{P}_model_{side}")
+    cache = recipe_cache(SCENARIO.cache_recipe, model_name)
+    layer = layer_col.selectbox(f"Layer {side.upper()}", list(cache.layers), key=f"{P}_layer_{side}")
+    sides[side] = (cache, layer, model_name)
 
 table = sides["a"][0].metadata
 left, right = st.columns([3, 2])
