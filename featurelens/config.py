@@ -44,6 +44,15 @@ def caches_dir() -> Path:
     return featurelens_home() / "caches"
 
 
+DASK_SCHEDULER_ENV = "FEATURELENS_DASK_SCHEDULER"
+
+
+def dask_scheduler() -> str | None:
+    """``$FEATURELENS_DASK_SCHEDULER`` (e.g. ``tcp://10.0.0.5:8786``): the app searches on that
+    Dask cluster; None when unset."""
+    return os.environ.get(DASK_SCHEDULER_ENV, "").strip() or None
+
+
 def datasets_dir() -> Path:
     """Where dataset recipes download their images (``<home>/datasets``)."""
     return featurelens_home() / "datasets"

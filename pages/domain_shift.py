@@ -6,7 +6,8 @@ import streamlit as st
 from featurelens.search import (SearchError, drawn_or_box_mask, grouped_scores, mask_outline, query_from_features,
                                 search_features)
 from pages._ui.resources import scenario
-from pages._ui.search import (cache_features, caches_with, hit_grid, query_canvas, recipe_cache, recipe_image,
+from featurelens.cluster import search_on_cluster
+from pages._ui.search import (cache_features, caches_with, cluster_client, hit_grid, query_canvas, recipe_cache, recipe_image,
                               score_boxplot, thumbnail)
 from pages._ui.shell import ensure_app_shell
 from pages._ui.widgets import render_lesson
@@ -88,8 +89,13 @@ grid_hw = tuple(feats.shape[1:3])
 try:
     mask_hw = drawn_or_box_mask(strokes, grid_hw, drawn_box)
     query = query_from_features(feats[index], mask_hw, model=cache.model_name, layer=layer, image_index=index)
-    result = search_features(feats, query, image_ids=cache.image_ids, metadata=table, loaded_n=cache.loaded_n,
-                             top_k=top_k, unique_by=UNIQUE[unique], include_self=include_self, device="cpu")
+    options = dict(top_k=top_k, unique_by=UNIQUE[unique], include_self=include_self)
+    client = cluster_client()
+    if client is not None:
+        result = search_on_cluster(cache, query, client, **options)
+    else:
+        result = search_features(feats, query, image_ids=cache.image_ids, metadata=table, loaded_n=cache.loaded_n,
+                                 device="cpu", **options)
 except SearchError as exc:
     st.info(str(exc))
     st.stop()
@@ -100,6 +106,8 @@ with right:
                      f"(a window of {query.box[2]}×{query.box[3]} cells).")
 
 st.subheader(f"Top {len(result.top)} of {int(result.valid_n.sum())} images")
+if client is not None:
+    st.caption(f"Searched on the Dask cluster at `{client.scheduler.address}` ({result.device}).")
 hit_grid(cache, result, columns=5, caption_columns=("label", "domain"))
 what = "photo" if dataset == GENERATED else "class"
 score_boxplot(grouped_scores(result.scores_table(), "domain", focus=("label", label), others=f"other {what}s"),

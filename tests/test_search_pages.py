@@ -165,3 +165,36 @@ def test_domain_shift_page_searches_a_real_pacs_cache(pacs_home, monkeypatch):
         assert set(at.selectbox(key="ds_domain").options) == {"art_painting", "cartoon", "photo", "sketch"}
     finally:
         st.cache_resource.clear()
+
+
+def test_domain_shift_page_searches_on_a_dask_cluster_and_says_so(domain_cache, monkeypatch):
+    import streamlit as st
+
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        monkeypatch.setenv("FEATURELENS_DASK_SCHEDULER", cluster.scheduler_address)
+        st.cache_resource.clear()
+        try:
+            at = _run("domain_shift")
+            assert not at.exception, [e.value for e in at.exception]
+            captions = " ".join(c.value for c in at.caption)
+            assert f"Searched on the Dask cluster at `{cluster.scheduler_address}`" in captions, captions
+            assert any("Top 10 of 419" in h.value for h in at.subheader)
+        finally:
+            st.cache_resource.clear()
+
+
+def test_domain_shift_page_with_an_unreachable_cluster_warns_and_searches_here(domain_cache, monkeypatch):
+    import streamlit as st
+
+    pytest.importorskip("distributed")
+    monkeypatch.setenv("FEATURELENS_DASK_SCHEDULER", "tcp://127.0.0.1:9")
+    st.cache_resource.clear()
+    try:
+        at = _run("domain_shift")
+        assert not at.exception, [e.value for e in at.exception]
+        assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in at.warning[0].value
+        assert "searching on this server instead" in at.warning[0].value
+        assert any("Top 10 of 419" in h.value for h in at.subheader)
+    finally:
+        st.cache_resource.clear()

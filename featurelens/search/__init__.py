@@ -23,7 +23,7 @@ and window, the top hits (``top_k(k, unique_by=column)``) and ``scores_table()``
 [(2, 1.0, (1, 2, 1, 1)), (0, 0.0, (0, 0, 1, 1))]
 """
 
-from .api import search, search_features
+from .api import best_windows, check_cache, rank_windows, search, search_features
 from .display import canvas_mask, drawn_or_box_mask, draw_window, grouped_scores, mask_outline, top_overlap
 from .engine import ComputeDtype, ProgressFn, load_features
 from .errors import SearchCancelled, SearchError, SearchMismatchError
@@ -34,6 +34,7 @@ from .query import Query, query_from_features, query_from_image
 from .results import Hit, SearchResult
 
 __all__ = [
+    "best_windows", "check_cache", "rank_windows",
     "canvas_mask", "drawn_or_box_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap",
     "Hit", "ProgressFn", "Query", "SearchCancelled", "SearchError", "SearchMismatchError", "SearchResult",
     "box_mask", "dequantize_int8", "grid_mask", "load_features", "mask_box", "quantize_int8",

@@ -15,7 +15,7 @@ from .errors import SearchError, SearchMismatchError
 from .query import Query
 from .results import SearchResult, _indices
 
-__all__ = ["search", "search_features"]
+__all__ = ["best_windows", "check_cache", "rank_windows", "search", "search_features"]
 
 
 def search(cache: Any, query: Query, *, top_k: int = 10, unique_by: str | None = None, include_self: bool = False,
@@ -56,7 +56,7 @@ def search(cache: Any, query: Query, *, top_k: int = 10, unique_by: str | None =
         SearchError: invalid arguments.
         SearchCancelled: ``cancel`` was set.
     """
-    _check_cache(cache, query)
+    check_cache(cache, query)
     return search_features(
         cache.features(query.layer), query, scale_nhw=cache.feature_scales(query.layer), image_ids=cache.image_ids,
         metadata=cache.metadata, loaded_n=cache.loaded_n, top_k=top_k, unique_by=unique_by,
@@ -64,8 +64,9 @@ def search(cache: Any, query: Query, *, top_k: int = 10, unique_by: str | None =
         read_ahead=read_ahead, progress=progress, cancel=cancel, compute_dtype=compute_dtype)
 
 
-def _check_cache(cache: Any, query: Query) -> None:
-    """Refuse a cache from another model, without the layer, or with another grid."""
+def check_cache(cache: Any, query: Query) -> None:
+    """Refuse a cache from another model or weights, without the layer, or with another grid
+    (:class:`SearchMismatchError` naming both sides)."""
     if cache.model_name != query.model_name:
         raise SearchMismatchError(
             f"the cache holds features of model {cache.model_name!r} but the query comes from model "
@@ -113,23 +114,57 @@ def search_features(feats_nhwc: Any, query: Query, *, scale_nhw: Any = None,
         SearchCancelled: ``cancel`` was set.
     """
     n = _check_features(feats_nhwc, query, scale_nhw)
-    ids = tuple(str(i) for i in range(n)) if image_ids is None else tuple(image_ids)
-    loaded = np.ones(n, dtype=bool) if loaded_n is None else np.asarray(loaded_n, dtype=bool)
-    if len(ids) != n or loaded.shape != (n,) or (metadata is not None and len(metadata) != n):
-        raise SearchError(f"the features hold {n} images but image_ids has {len(ids)}, loaded_n "
-                          f"{loaded.shape} and metadata {None if metadata is None else len(metadata)} rows: "
-                          "pass one entry per image")
-    valid = loaded.copy()
-    valid[_indices(exclude, ids)] = False
-    if not include_self:
-        valid[_self_indices(query, ids)] = False
+    _check_lengths(n, image_ids, metadata, loaded_n)
+    best_n, windows_n4, dev = best_windows(
+        feats_nhwc, query, scale_nhw=scale_nhw, device=device, block_images=block_images, read_ahead=read_ahead,
+        progress=progress, cancel=cancel, compute_dtype=compute_dtype)
+    return rank_windows(query, best_n, windows_n4, image_ids=image_ids, metadata=metadata, loaded_n=loaded_n,
+                        top_k=top_k, unique_by=unique_by, include_self=include_self, exclude=exclude, device=dev)
+
+
+def best_windows(feats_nhwc: Any, query: Query, *, scale_nhw: Any = None, device: str | torch.device | None = None,
+                 block_images: int | None = None, read_ahead: int = 2, progress: ProgressFn | None = None,
+                 cancel: Any = None, compute_dtype: ComputeDtype = "float32") -> tuple[np.ndarray, np.ndarray, str]:
+    """The scan without the ranking (what each task of a cluster search runs on its images).
+
+    Returns:
+        ``(best_scores_n (N,) float32, windows_n4 (N, 4) int32 (row, col, h, w), device)``.
+    """
+    n = _check_features(feats_nhwc, query, scale_nhw)
     best_n, rc_n2, dev = _scan(feats_nhwc, query, scale=scale_nhw, device=device, block_images=block_images,
                                read_ahead=read_ahead, progress=progress, cancel=cancel, compute_dtype=compute_dtype)
     _, _, bh, bw = query.box
     windows_n4 = np.concatenate([rc_n2, np.broadcast_to(np.array([bh, bw], np.int32), (n, 2))], axis=1)
-    result = SearchResult(query, best_n, windows_n4.astype(np.int32), valid, ids,
-                          None if metadata is None else metadata.reset_index(drop=True), (), dev)
+    return best_n, windows_n4.astype(np.int32), dev
+
+
+def rank_windows(query: Query, best_scores_n: np.ndarray, windows_n4: np.ndarray, *,
+                 image_ids: Sequence[str] | None = None, metadata: pd.DataFrame | None = None,
+                 loaded_n: np.ndarray | None = None, top_k: int = 10, unique_by: str | None = None,
+                 include_self: bool = False, exclude: Iterable[int | str] = (), device: str = "") -> SearchResult:
+    """Every image's best window (from :func:`best_windows`, possibly merged from many tasks) →
+    the :class:`SearchResult`: validity (loaded, not excluded, not the query image) and top hits."""
+    n = int(best_scores_n.shape[0])
+    _check_lengths(n, image_ids, metadata, loaded_n)
+    ids = tuple(str(i) for i in range(n)) if image_ids is None else tuple(image_ids)
+    valid = np.ones(n, dtype=bool) if loaded_n is None else np.asarray(loaded_n, dtype=bool).copy()
+    valid[_indices(exclude, ids)] = False
+    if not include_self:
+        valid[_self_indices(query, ids)] = False
+    result = SearchResult(query, best_scores_n, windows_n4, valid, ids,
+                          None if metadata is None else metadata.reset_index(drop=True), (), device)
     return dataclasses.replace(result, top=result.top_k(top_k, unique_by))
+
+
+def _check_lengths(n: int, image_ids: Sequence[str] | None, metadata: pd.DataFrame | None,
+                   loaded_n: np.ndarray | None) -> None:
+    lengths = {"image_ids": None if image_ids is None else len(image_ids),
+               "loaded_n": None if loaded_n is None else int(np.asarray(loaded_n).size),
+               "metadata": None if metadata is None else len(metadata)}
+    wrong = {name: length for name, length in lengths.items() if length is not None and length != n}
+    if wrong:
+        raise SearchError(f"the features hold {n} images but " + ", ".join(f"{k} has {v}" for k, v in wrong.items())
+                          + ": pass one entry per image")
 
 
 def _check_features(feats_nhwc: Any, query: Query, scale_nhw: Any) -> int:

@@ -13,6 +13,8 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from featurelens.caches import FeatureCache, ensure_recipe_cache, list_caches, open_cache, recipe_images
+from featurelens.cluster import ClusterError, connect
+from featurelens.config import dask_scheduler
 from featurelens.scenarios import load_recipes
 from featurelens.search import SearchResult, draw_window, load_features
 from pages._ui.resources import ROOT, get_model
@@ -53,6 +55,27 @@ def recipe_cache(recipe_name: str, model_name: str) -> FeatureCache:
                 bar.empty()
                 ready.add((recipe_name, model_name))
     return _open_recipe_cache(recipe_name, model_name)
+
+
+@st.cache_resource(show_spinner="Connecting to the Dask cluster…", ttl=60)
+def _cluster(address: str) -> tuple[object | None, str]:
+    """``(client, "")`` or ``(None, why)``; a failure is remembered for a minute, not retried per rerun."""
+    try:
+        return connect(address), ""
+    except ClusterError as exc:
+        return None, str(exc)
+
+
+def cluster_client():
+    """The Dask client when ``FEATURELENS_DASK_SCHEDULER`` is set and answers, else None (with a
+    warning on the page when it is set but cannot be reached)."""
+    address = dask_scheduler()
+    if address is None:
+        return None
+    client, problem = _cluster(address)
+    if client is None:
+        st.warning(f"{problem} — searching on this server instead.")
+    return client
 
 
 @st.cache_resource(show_spinner=False, ttl=60)
