@@ -21,6 +21,7 @@ Share (pack a zip and a catalog entry; install from a catalog, default $FEATUREL
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -31,8 +32,8 @@ from typing import Callable
 import pandas as pd
 from tqdm import tqdm
 
-from .caches import (CacheError, add_to_catalog, build_cache, image_metadata, install_cache, load_catalog, open_cache,
-                     pack_cache)
+from .caches import (CacheError, add_to_catalog, build_cache, cluster_client, image_metadata, install_cache,
+                     load_catalog, open_cache, pack_cache)
 from .images import GalleryError, GalleryImage, ImageLoadError, bundled_gallery, folder_images, load_image
 from .models import (UnknownLayerError, UnknownModelError, WeightsCorruptError, WeightsUnavailableError, get_spec,
                      list_models, load_model, weights_available)
@@ -150,6 +151,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--description", default="", help="one line about the dataset")
     build.add_argument("--recipe", help="name of the cache recipe this build follows")
     build.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    cluster = build.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="ADDRESS", help="build on this Dask cluster (e.g. tcp://host:8786); "
+                         "--out must be a folder every worker can reach")
+    cluster.add_argument("--workers", type=int, metavar="N", help="build on a local Dask cluster of N processes")
     build.set_defaults(func=_cmd_build)
 
 
@@ -159,11 +164,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
         labels = _read_labels(args.labels) if args.labels else None
         table = image_metadata(images, root=root, labels=labels)
         model = load_model(args.model, device=args.device)
-        with _ProgressBar(args.name or _default_name(args)) as report:
+        with _build_client(args) as client, _ProgressBar(args.name or _default_name(args)) as report:
             cache = build_cache(args.out, images, model, args.layers, dataset_name=args.name or _default_name(args),
                                 description=args.description, metadata=table, batch_size=args.batch_size,
                                 thumb_size=args.thumb_size, chunk_images=args.chunk_images, recipe=args.recipe,
-                                build_command=_command(args), progress=report)
+                                build_command=_command(args), progress=report, client=client)
     except _USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -174,6 +179,13 @@ def _cmd_build(args: argparse.Namespace) -> int:
     print(f"cache ready at {args.out}: {cache.n_images} images, model {cache.model_name}, layers "
           f"{', '.join(cache.layers)}. Inspect it with `python -m featurelens cache info {args.out}`.")
     return 0
+
+
+def _build_client(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """A Dask client for ``--scheduler``/``--workers`` (see :func:`cluster_client`), else ``None``."""
+    if args.scheduler is None and args.workers is None:
+        return contextlib.nullcontext()
+    return cluster_client(args.scheduler, args.workers, connect_timeout=10.0)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -50,3 +52,28 @@ def real(lite0) -> dict:
               for n in IMAGE_NAMES}
     feats = lite0.features(list(images.values()), [*GRID_LAYERS.values(), "head"])
     return {"images": images, "feats": {g: feats[layer] for g, layer in GRID_LAYERS.items()}, "head": feats["head"]}
+
+
+_ENVIRON = dict(os.environ)
+
+
+def restore_environ() -> None:
+    """Give back the environment a ``distributed.LocalCluster`` changes in this process
+    (``OMP_NUM_THREADS=1`` and friends, meant for its workers), so later tests' subprocesses
+    keep their threads; pytest's own ``PYTEST_*`` variables are left alone."""
+    for key in set(os.environ) - set(_ENVIRON):
+        if not key.startswith("PYTEST_"):
+            del os.environ[key]
+    os.environ.update({key: value for key, value in _ENVIRON.items() if not key.startswith("PYTEST_")})
+
+
+@contextlib.contextmanager
+def local_cluster(**kwargs):
+    """A loopback ``distributed.LocalCluster`` (no dashboard) that restores the environment."""
+    import distributed
+
+    loopback = {"host": "127.0.0.1"} if kwargs.get("processes", True) else {}   # threads: inproc://
+    with distributed.LocalCluster(dashboard_address=None, **loopback, **kwargs) as cluster:
+        restore_environ()
+        yield cluster
+    restore_environ()

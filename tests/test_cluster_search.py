@@ -9,6 +9,7 @@ import pytest
 from featurelens.caches import build_cache
 from featurelens.images import bundled_gallery
 from featurelens.search import box_mask, query_from_features, search
+from tests.conftest import local_cluster
 
 distributed = pytest.importorskip("distributed", reason="cluster search needs dask's distributed package")
 from featurelens.cluster import ClusterError, connect, search_on_cluster  # noqa: E402
@@ -23,7 +24,7 @@ def cache(tmp_path_factory, lite0):
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with local_cluster(n_workers=2, threads_per_worker=1, processes=True) as cluster, \
             distributed.Client(cluster) as dask_client:
         yield dask_client
 

@@ -12,7 +12,7 @@ from featurelens.caches import ensure_recipe_cache, recipe_cache_path
 from featurelens.models import load_model
 from featurelens.scenarios import load_recipes, load_scenario
 from featurelens.search import box_mask, query_from_features, search_features, top_overlap
-from tests.conftest import ROOT
+from tests.conftest import ROOT, local_cluster
 from tests.test_app import _navigation_app, _run  # noqa: F401  (the fixture is autouse)
 
 RECIPES = load_recipes(ROOT / "cache_recipes")
@@ -170,8 +170,8 @@ def test_domain_shift_page_searches_a_real_pacs_cache(pacs_home, monkeypatch):
 def test_domain_shift_page_searches_on_a_dask_cluster_and_says_so(domain_cache, monkeypatch):
     import streamlit as st
 
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+    pytest.importorskip("distributed")
+    with local_cluster(n_workers=1, processes=False) as cluster:
         monkeypatch.setenv("FEATURELENS_DASK_SCHEDULER", cluster.scheduler_address)
         st.cache_resource.clear()
         try:

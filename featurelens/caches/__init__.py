@@ -4,11 +4,13 @@ Built once by :func:`build_cache` (or ``python -m featurelens cache build``), op
 read-only by :func:`open_cache`, which refuses a cache built for another model, layer or
 preprocessing, naming both values. The format is described in :mod:`featurelens.caches.format`.
 Caches travel as zips (:func:`pack_cache`) listed in a JSON catalog (:mod:`featurelens.caches.catalog`)
-and are installed from it with :func:`install_cache`.
+and are installed from it with :func:`install_cache`. A build can run on a Dask cluster
+(:func:`cluster_client`, ``build_cache(..., client=...)``).
 """
 
 from .build import build_cache
 from .catalog import Catalog, CatalogEntry, CatalogError, add_to_catalog, load_catalog
+from .cluster import cluster_client
 from .errors import CacheCorruptError, CacheError, CacheIncompleteError, CacheMismatchError
 from .format import CACHE_FORMAT, TARGET_CHUNK_BYTES, CacheImage
 from .listing import CacheEntry, list_caches
@@ -21,7 +23,7 @@ from .table import image_metadata
 __all__ = [
     "CACHE_FORMAT", "TARGET_CHUNK_BYTES", "CacheCorruptError", "CacheEntry", "CacheError", "CacheImage",
     "CacheIncompleteError", "CacheMismatchError", "FeatureCache", "StoreLike", "as_store", "build_cache", "image_metadata",
-    "list_caches", "open_cache", "ensure_recipe_cache", "recipe_cache_path", "recipe_images",
+    "cluster_client", "list_caches", "open_cache", "ensure_recipe_cache", "recipe_cache_path", "recipe_images",
     "Catalog", "CatalogEntry", "CatalogError", "CacheArchiveError", "CacheDownloadError", "CacheExistsError",
     "InstalledCache", "add_to_catalog", "install_cache", "load_catalog", "pack_cache",
 ]

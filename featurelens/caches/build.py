@@ -15,21 +15,24 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 import zarr
 from PIL import Image
 from zarr.abc.store import Store
 from zarr.core.sync import sync
 
 from ..images import ImageLoadError
-from ..models import FeatureModel, load_model
+from ..models import FeatureModel, UnknownModelError, get_spec, load_model
 from ..models.layouts import FEATURES_NHWC, IMAGES_NHWC
 from ..search.quantize import quantize_int8
+from .cluster import run_chunk_tasks, worker_model
 from .errors import CacheError, CacheMismatchError
 from .format import (_FEATURE_DTYPE, _FEATURE_DTYPES, _IDENTITY, _MEASURED, _MEMBERS, _SCALES_DIMS, _WRITE_CONFIG,
                      CACHE_FORMAT, TARGET_CHUNK_BYTES, CacheImage, _layer_list, _new_array)
@@ -74,7 +77,8 @@ def build_cache(store: StoreLike, images: Sequence[CacheImage], model: FeatureMo
                 layers: Sequence[str] | str | None = None, *, dataset_name: str, description: str = "",
                 metadata: pd.DataFrame | None = None, batch_size: int = 16, thumb_size: int = 128,
                 chunk_images: int | None = None, recipe: str | None = None, build_command: str | None = None,
-                progress: ProgressFn | None = None, feature_dtype: str = "float16") -> FeatureCache:
+                progress: ProgressFn | None = None, feature_dtype: str = "float16",
+                client: Any | None = None) -> FeatureCache:
     """Compute ``model``'s features for ``images`` into a cache at ``store``; resume it if started before.
 
     Args:
@@ -94,22 +98,32 @@ def build_cache(store: StoreLike, images: Sequence[CacheImage], model: FeatureMo
         feature_dtype: ``"float16"`` (default), or ``"int8"``: half the bytes, one float32 scale
             per feature vector (``scales/<layer>``, see :func:`~featurelens.search.quantize_int8`);
             search results stay close to float16's (``benchmarks/bench_search.py`` measures how close).
+        client: a ``distributed.Client`` (see :func:`~featurelens.caches.cluster_client`): one task per
+            unfinished chunk; each worker loads the model by its registry name once (cuda if it has
+            one, else cpu) and writes its chunks straight into ``store``, which must then be a folder
+            path every worker can reach. Same resume rules, and the same bytes as without a client
+            (on the same device). ``progress`` is called as chunks finish.
 
     Returns:
         The finished cache, opened read-only.
 
     Raises:
         CacheMismatchError: ``store`` holds a cache started with other arguments.
-        CacheError: ``store`` is not empty and not a cache, or the arguments are invalid.
+        CacheError: ``store`` is not empty and not a cache, or the arguments are invalid; with a
+            client, also when a task fails or the cluster stops (run again to resume).
     """
     feature_model = load_model(model) if isinstance(model, str) else model
     plan = _plan(images, feature_model, layers, dataset_name=dataset_name, description=description,
                  metadata=metadata, thumb_size=thumb_size, chunk_images=chunk_images, recipe=recipe,
                  build_command=build_command, feature_dtype=feature_dtype)
     _positive("batch_size", batch_size)
+    path = _cluster_path(store) if client is not None else None
     target = as_store(store, read_only=False)
     root = _root_for_build(target, plan)
-    if not root.attrs["complete"]:
+    if not root.attrs["complete"] and path is not None:
+        _run_chunks_on_cluster(client, path, root, plan, images, feature_model, batch_size, progress)
+        _mark_complete(root)
+    elif not root.attrs["complete"]:
         _run_chunks(root, plan, list(images), feature_model, batch_size, progress)
         _mark_complete(root)
     elif progress is not None:
@@ -302,6 +316,48 @@ def _run_chunks(root: zarr.Group, plan: _Plan, images: list[CacheImage], model: 
         _write_chunk(arrays, slice(start, stop), chunk)
         arrays["progress"][int(i)] = 1  # only now is the chunk done
         finished += stop - start
+
+
+def _cluster_path(store: StoreLike) -> str:
+    """The folder a cluster build writes to; workers open it themselves."""
+    if isinstance(store, (str, os.PathLike)) and not os.fspath(store).lower().endswith(".zip"):
+        return os.path.abspath(os.fspath(store))
+    raise CacheError(f"a cluster build needs the cache as a folder path every worker can reach, got {store!r}")
+
+
+def _run_chunks_on_cluster(client: Any, path: str, root: zarr.Group, plan: _Plan, images: Sequence[CacheImage],
+                           model: FeatureModel, batch_size: int, progress: ProgressFn | None) -> None:
+    """One task per chunk not yet marked done (see :func:`_cluster_chunk`), waited for with progress."""
+    try:
+        get_spec(model.spec.name)
+    except UnknownModelError as exc:
+        raise CacheError(f"a cluster build loads the model on each worker by its registry name, but "
+                         f"{model.spec.name!r} is not registered; register it (featurelens.models.register_model) "
+                         "or build without a client") from exc
+    report = progress or (lambda done, total: None)
+    done_chunks = np.asarray(root["progress"][:])
+    k, n = plan.chunk_images, plan.n_images
+    finished = sum(min(n, (i + 1) * k) - i * k for i in np.flatnonzero(done_chunks))
+    report(finished, n)
+    chunks = [(int(i), int(i) * k, min(n, (int(i) + 1) * k)) for i in np.flatnonzero(done_chunks == 0)]
+    slim = {key: plan.attrs[key] for key in ("layers", "dtype", "thumbnail_hw", "n_images", "chunk_images")}
+    args = (path, model.spec.name, slim, batch_size, torch.get_num_threads())
+    run_chunk_tasks(client, _cluster_chunk, chunks, images, args,
+                    done=finished, total=n, report=report)
+
+
+def _cluster_chunk(index: int, images: list[CacheImage], path: str, model_name: str, attrs: dict[str, Any],
+                   batch_size: int, torch_threads: int) -> int:
+    """On a worker: compute chunk ``index`` and write it into the cache folder ``path``, then mark it done
+    (with the client's torch thread count, so CPU results round the same as a single-process build)."""
+    plan = _Plan(attrs=attrs, table=pd.DataFrame())
+    root = _open_group(as_store(path, read_only=False), mode="r+")
+    arrays = _writable_arrays(root, plan)
+    chunk = _compute_chunk(images, worker_model(model_name, torch_threads), plan, batch_size, lambda count: None)
+    start = index * plan.chunk_images
+    _write_chunk(arrays, slice(start, start + len(images)), chunk)
+    arrays["progress"][index] = 1  # only now is the chunk done
+    return len(images)
 
 
 def _writable_arrays(root: zarr.Group, plan: _Plan) -> dict[str, zarr.Array]:
