@@ -63,3 +63,12 @@ def test_cluster_search_refuses_a_mismatched_query(cache, client):
 def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(ClusterError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9.*FEATURELENS_DASK"):
         connect("tcp://127.0.0.1:9", timeout_s=1)
+
+
+def test_the_same_query_twice_in_a_row(cache, client):
+    """A repeated query must not reuse a scattered query that the first search is releasing."""
+    feats_hwc = np.asarray(cache.features("stage7")[2], np.float32)
+    query = query_from_features(feats_hwc, box_mask((0.2, 0.2, 0.5, 0.5), (7, 7)), model=cache.model_name,
+                                layer="stage7", image_index=2)
+    first, second = (search_on_cluster(cache, query, client, tasks=5) for _ in range(2))
+    assert [h.id for h in first.top] == [h.id for h in second.top]

@@ -79,7 +79,7 @@ def search_on_cluster(cache: FeatureCache, query: Query, client: Any, *, top_k: 
     n, chunk = cache.n_images, int(cache.features(query.layer).chunks[0])
     workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
     ranges = _ranges(n, chunk, tasks or TASKS_PER_WORKER * workers)
-    shared_query = client.scatter(query, broadcast=True)
+    shared_query = client.scatter(query, broadcast=True, hash=False)  # a fresh key: never one being released
     futures = {client.submit(_score_range, cache.where, shared_query, start, stop, compute_dtype, pure=False): (start, stop)
                for start, stop in ranges}
     best_n = np.zeros(n, np.float32)

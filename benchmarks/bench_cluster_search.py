@@ -1,0 +1,87 @@
+"""Region search on a Dask cluster against the single-process search, in the same run, and the
+plan it implies for ImageNet-scale caches.
+
+Builds (once, kept in ``--cache``) a real cache of EfficientNet-Lite0's ``head`` layer
+(7×7×1280 float16, 125 KB per image) for ``--images`` images (the bundled gallery repeated
+under distinct ids), then times the same 2×2-box query: single process (streaming from Zarr),
+a LocalCluster with 1 worker process and with 2 (one thread each). Prints the times, the ratios,
+the scanned GB/s per worker, and how many such workers a 1-second query needs at 100 k, 1 M
+and 10 M images.
+
+    python -m benchmarks.bench_cluster_search [--images 2000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from featurelens.caches import build_cache, open_cache
+from featurelens.cluster import search_on_cluster
+from featurelens.images import bundled_gallery
+from featurelens.search import box_mask, query_from_features, search
+
+LAYER = "head"
+BYTES_PER_IMAGE = 7 * 7 * 1280 * 2
+
+
+def _cache(path: Path, n: int):
+    gallery = bundled_gallery()
+    images = [dataclasses.replace(gallery[i % len(gallery)], id=f"{gallery[i % len(gallery)].id}-{i}") for i in range(n)]
+    if not (path / "zarr.json").exists():
+        print(f"building {n} images into {path} (once)…", flush=True)
+    return build_cache(path, images, "efficientnet_lite0", [LAYER], dataset_name="bench", batch_size=32)
+
+
+def _median_s(fn, repeats: int) -> float:
+    fn()  # warm: imports on workers, page cache
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "featurelens-bench-cluster.zarr"))
+    args = parser.parse_args()
+    from distributed import Client, LocalCluster
+
+    cache = _cache(Path(args.cache), args.images)
+    cache = open_cache(args.cache)
+    feats_hwc = np.asarray(cache.features(LAYER)[0], np.float32)
+    query = query_from_features(feats_hwc, box_mask((0.3, 0.2, 0.6, 0.5), (7, 7)), model=cache.model_name,
+                                layer=LAYER, image_index=0)
+    rows = [("single process (zarr streaming)", _median_s(lambda: search(cache, query), args.repeats))]
+    for workers in (1, 2):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            rows.append((f"Dask LocalCluster, {workers} worker(s)",
+                         _median_s(lambda: search_on_cluster(cache, query, client), args.repeats)))
+    gb = cache.n_images * BYTES_PER_IMAGE / 1e9
+    print(f"\nRegion search, {cache.n_images} images × 7×7×1280 float16 ({gb:.2f} GB), 2×2 box, median of {args.repeats}")
+    print(f"{'run':44s} {'s':>7s} {'÷ single':>9s} {'GB/s':>6s}")
+    for name, seconds in rows:
+        print(f"{name:44s} {seconds:7.3f} {seconds / rows[0][1]:9.2f} {gb / seconds:6.2f}")
+    one, two = rows[1][1], rows[2][1]
+    print(f"2 workers ÷ 1 worker: {two / one:.2f} (this machine has 2 cores)")
+    per_worker = gb / one
+    print(f"\nPlan at the measured {per_worker:.2f} GB/s per CPU worker (ResNet-50 conv5 would be 7×7×2048):")
+    print(f"{'images':>10s} {'cache GB':>9s} {'workers for a 1 s query':>24s}")
+    for n in (100_000, 1_000_000, 10_000_000):
+        size = n * BYTES_PER_IMAGE / 1e9
+        print(f"{n:>10,d} {size:9.0f} {max(1, int(np.ceil(size / per_worker))):>24,d}")
+
+
+if __name__ == "__main__":
+    main()
