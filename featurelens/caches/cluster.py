@@ -2,10 +2,10 @@
 
 ``dask`` and ``distributed`` are optional (``pip install featurelens[cluster]``) and imported
 only inside these functions. The chunk work itself lives in :mod:`featurelens.caches.build`,
-which passes its per-chunk task function in (so this module does not import the build).
+which passes its per-chunk task function in (so this module does not import the build)::
 
->>> with cluster_client(workers=2) as client:  # doctest: +SKIP
-...     build_cache("big.zarr", images, "efficientnet_lite0", ["stage5"], dataset_name="big", client=client)
+    with cluster_client(workers=2) as client:
+        build_cache("big.zarr", images, "efficientnet_lite0", ["stage5"], dataset_name="big", client=client)
 """
 
 from __future__ import annotations

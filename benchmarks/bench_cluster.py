@@ -1,14 +1,15 @@
-"""Region search on a Dask cluster against the single-process search, in the same run, and the
-plan it implies for ImageNet-scale caches.
+"""Cache build and region search on a Dask cluster against the single process, in the same run,
+and the plan it implies for ImageNet-scale caches.
 
 Builds (once, kept in ``--cache``) a real cache of EfficientNet-Lite0's ``head`` layer
 (7×7×1280 float16, 125 KB per image) for ``--images`` images (the bundled gallery repeated
 under distinct ids), then times the same 2×2-box query: single process (streaming from Zarr),
 a LocalCluster with 1 worker process and with 2 (one thread each). Prints the times, the ratios,
 the scanned GB/s per worker, and how many such workers a 1-second query needs at 100 k, 1 M
-and 10 M images.
+and 10 M images. The build part builds ``--build-images`` images (stage5 + stage7) in one process,
+on 1 worker and on 2 workers.
 
-    python -m benchmarks.bench_cluster_search [--images 2000] [--repeats 3]
+    python -m benchmarks.bench_cluster [--images 2000] [--repeats 3] [--build-images 96]
 """
 
 from __future__ import annotations
@@ -39,6 +40,33 @@ def _cache(path: Path, n: int):
     return build_cache(path, images, "efficientnet_lite0", [LAYER], dataset_name="bench", batch_size=32)
 
 
+def _build_table(n: int) -> None:
+    """Seconds to build the same cache in one process, on 1 worker and on 2 workers."""
+    from distributed import Client, LocalCluster
+
+    gallery = bundled_gallery()
+    images = [dataclasses.replace(gallery[i % len(gallery)], id=f"b{i}") for i in range(n)]
+    rows = []
+    for workers in (None, 1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            cluster = None if workers is None else LocalCluster(n_workers=workers, threads_per_worker=1,
+                                                                 processes=True, dashboard_address=None)
+            client = None if cluster is None else Client(cluster)
+            start = time.perf_counter()
+            build_cache(Path(tmp) / "b.zarr", images, "efficientnet_lite0", ["stage5", "stage7"], dataset_name="b",
+                        chunk_images=8, client=client)
+            rows.append(("single process" if workers is None else f"Dask LocalCluster, {workers} worker(s)",
+                         time.perf_counter() - start))
+            if client is not None:
+                client.close()
+                cluster.close()
+    print(f"\nCache build, {n} images, stage5 + stage7, chunks of 8 (includes starting the cluster)")
+    print(f"{'run':44s} {'s':>7s} {'÷ single':>9s} {'img/s':>6s}")
+    for name, seconds in rows:
+        print(f"{name:44s} {seconds:7.1f} {seconds / rows[0][1]:9.2f} {n / seconds:6.1f}")
+    print(f"2 workers ÷ 1 worker: {rows[2][1] / rows[1][1]:.2f}")
+
+
 def _median_s(fn, repeats: int) -> float:
     fn()  # warm: imports on workers, page cache
     times = []
@@ -53,11 +81,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--build-images", type=int, default=96)
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "featurelens-bench-cluster.zarr"))
     args = parser.parse_args()
     from distributed import Client, LocalCluster
 
-    cache = _cache(Path(args.cache), args.images)
+    _build_table(args.build_images)
+    _cache(Path(args.cache), args.images)
     cache = open_cache(args.cache)
     feats_hwc = np.asarray(cache.features(LAYER)[0], np.float32)
     query = query_from_features(feats_hwc, box_mask((0.3, 0.2, 0.6, 0.5), (7, 7)), model=cache.model_name,
