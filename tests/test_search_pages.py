@@ -195,6 +195,7 @@ def test_domain_shift_page_with_an_unreachable_cluster_warns_and_searches_here(d
         assert not at.exception, [e.value for e in at.exception]
         assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in at.warning[0].value
         assert "searching on this server instead" in at.warning[0].value
+        assert "FEATURELENS_DASK_SCHEDULER" in at.warning[0].value
         assert any("Top 10 of 419" in h.value for h in at.subheader)
     finally:
         st.cache_resource.clear()

@@ -10,7 +10,7 @@ and are installed from it with :func:`install_cache`. A build can run on a Dask 
 
 from .build import build_cache
 from .catalog import Catalog, CatalogEntry, CatalogError, add_to_catalog, load_catalog
-from .cluster import cluster_client
+from .cluster import cluster_client, connect_scheduler
 from .errors import CacheCorruptError, CacheError, CacheIncompleteError, CacheMismatchError
 from .format import CACHE_FORMAT, TARGET_CHUNK_BYTES, CacheImage
 from .listing import CacheEntry, list_caches
@@ -23,7 +23,7 @@ from .table import image_metadata
 __all__ = [
     "CACHE_FORMAT", "TARGET_CHUNK_BYTES", "CacheCorruptError", "CacheEntry", "CacheError", "CacheImage",
     "CacheIncompleteError", "CacheMismatchError", "FeatureCache", "StoreLike", "as_store", "build_cache", "image_metadata",
-    "cluster_client", "list_caches", "open_cache", "ensure_recipe_cache", "recipe_cache_path", "recipe_images",
+    "cluster_client", "connect_scheduler", "list_caches", "open_cache", "ensure_recipe_cache", "recipe_cache_path", "recipe_images",
     "Catalog", "CatalogEntry", "CatalogError", "CacheArchiveError", "CacheDownloadError", "CacheExistsError",
     "InstalledCache", "add_to_catalog", "install_cache", "load_catalog", "pack_cache",
 ]

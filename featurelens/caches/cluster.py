@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 from ..models import FeatureModel, load_model
 from .errors import CacheError
 
-__all__ = ["cluster_client", "worker_model"]
+__all__ = ["cluster_client", "connect_scheduler", "worker_model"]
 
 _MODELS: dict[tuple[str, str], FeatureModel] = {}  # per worker process: (registry name, device) → model
 
@@ -32,6 +32,20 @@ def _distributed() -> Any:
         raise CacheError("building on a cluster needs Dask: pip install 'featurelens[cluster]' "
                          "(dask[distributed])") from exc
     return distributed
+
+
+def connect_scheduler(address: str, timeout_s: float = 10.0) -> Any:
+    """A ``distributed.Client`` connected to the scheduler at ``address`` (e.g. ``tcp://host:8786``).
+
+    Raises:
+        CacheError: Dask is not installed, or the scheduler does not answer within ``timeout_s`` (naming it).
+    """
+    distributed = _distributed()
+    try:
+        return distributed.Client(address, timeout=timeout_s)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CacheError(f"cannot reach the Dask scheduler at {address} within {timeout_s:g} s "
+                         f"({type(exc).__name__}); check the address and that the scheduler is running") from exc
 
 
 @contextlib.contextmanager
@@ -64,12 +78,7 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None, *,
         changed = {key for key in {*environ, *os.environ} if environ.get(key) != os.environ.get(key)}
         _restore_environ(environ, changed)
     else:
-        try:
-            client = distributed.Client(scheduler, timeout=connect_timeout)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise CacheError(f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s "
-                             f"({type(exc).__name__}); check the address and that the scheduler is running"
-                             ) from exc
+        client = connect_scheduler(scheduler, connect_timeout)
     try:
         yield client
     finally:

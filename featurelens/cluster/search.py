@@ -11,30 +11,9 @@ import numpy as np
 from ..caches import FeatureCache, open_cache
 from ..search import ComputeDtype, ProgressFn, Query, SearchError, SearchResult, best_windows, check_cache, rank_windows
 
-__all__ = ["ClusterError", "connect", "search_on_cluster"]
+__all__ = ["search_on_cluster"]
 
 TASKS_PER_WORKER = 4
-
-
-class ClusterError(SearchError):
-    """The Dask scheduler cannot be reached, or the cache is not where the workers can read it."""
-
-
-def connect(address: str, timeout_s: float = 5.0) -> Any:
-    """A ``distributed.Client`` for the scheduler at ``address`` (e.g. ``tcp://host:8786``).
-
-    Raises:
-        ClusterError: ``distributed`` is not installed or the scheduler does not answer within ``timeout_s``.
-    """
-    try:
-        from distributed import Client
-    except ImportError as exc:
-        raise ClusterError("searching on a cluster needs dask's distributed package: pip install 'dask[distributed]'") from exc
-    try:
-        return Client(address, timeout=f"{timeout_s}s")
-    except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address} within {timeout_s:g} s ({exc}); "
-                           "start it (dask scheduler) or unset FEATURELENS_DASK_SCHEDULER to search here") from exc
 
 
 def _score_range(where: str, query: Query, start: int, stop: int, compute_dtype: ComputeDtype) -> tuple:
@@ -61,20 +40,20 @@ def search_on_cluster(cache: FeatureCache, query: Query, client: Any, *, top_k: 
 
     Args:
         cache: a cache in a folder (or zip) every worker can read at the same path.
-        client: a ``distributed.Client`` (see :func:`connect`).
+        client: a ``distributed.Client`` (e.g. :func:`featurelens.caches.connect_scheduler`).
         tasks: how many tasks (ranges of whole chunks); default 4 per worker.
         progress: called as ``progress(done_images, total_images)`` as tasks finish.
         Other arguments: as in :func:`~featurelens.search.search`.
 
     Raises:
-        ClusterError: the cache is not in a folder or zip the workers can open.
-        SearchMismatchError, SearchError: as :func:`~featurelens.search.search`.
+        SearchError: the cache is not in a folder or zip the workers can open, or as
+            :func:`~featurelens.search.search` (SearchMismatchError for another model or layer).
     """
     from distributed import as_completed
 
     check_cache(cache, query)
     if not Path(cache.where).exists():
-        raise ClusterError(f"the cache at {cache.where!r} is not a folder or zip on a shared path: "
+        raise SearchError(f"the cache at {cache.where!r} is not a folder or zip on a shared path: "
                            "a cluster search needs a store every worker can open")
     n, chunk = cache.n_images, int(cache.features(query.layer).chunks[0])
     workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))

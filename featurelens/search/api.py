@@ -113,8 +113,7 @@ def search_features(feats_nhwc: Any, query: Query, *, scale_nhw: Any = None,
         SearchError: invalid arguments (int8 without scales, wrong lengths, unknown ids).
         SearchCancelled: ``cancel`` was set.
     """
-    n = _check_features(feats_nhwc, query, scale_nhw)
-    _check_lengths(n, image_ids, metadata, loaded_n)
+    _check_lengths(int(feats_nhwc.shape[0]), image_ids, metadata, loaded_n)  # before the scan, not after
     best_n, windows_n4, dev = best_windows(
         feats_nhwc, query, scale_nhw=scale_nhw, device=device, block_images=block_images, read_ahead=read_ahead,
         progress=progress, cancel=cancel, compute_dtype=compute_dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
+import time
 
 import altair as alt
 import numpy as np
@@ -12,8 +13,8 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
-from featurelens.caches import FeatureCache, ensure_recipe_cache, list_caches, open_cache, recipe_images
-from featurelens.cluster import ClusterError, connect
+from featurelens.caches import (CacheError, FeatureCache, connect_scheduler, ensure_recipe_cache, list_caches, open_cache,
+                                recipe_images)
 from featurelens.config import dask_scheduler
 from featurelens.scenarios import load_recipes
 from featurelens.search import SearchResult, draw_window, load_features
@@ -57,13 +58,17 @@ def recipe_cache(recipe_name: str, model_name: str) -> FeatureCache:
     return _open_recipe_cache(recipe_name, model_name)
 
 
-@st.cache_resource(show_spinner="Connecting to the Dask cluster…", ttl=60)
-def _cluster(address: str) -> tuple[object | None, str]:
-    """``(client, "")`` or ``(None, why)``; a failure is remembered for a minute, not retried per rerun."""
-    try:
-        return connect(address), ""
-    except ClusterError as exc:
-        return None, str(exc)
+@st.cache_resource(show_spinner="Connecting to the Dask cluster…")
+def _cluster(address: str) -> tuple:
+    """One client per server, in a tuple: a bare Client is awaitable, which st.cache_resource
+    refuses. A failure raises, so it is not cached."""
+    return (connect_scheduler(address, timeout_s=5),)
+
+
+@st.cache_resource(show_spinner=False)
+def _cluster_failures() -> dict[str, tuple[float, str]]:
+    """``{address: (when, why)}``: a failed connection is not retried for a minute."""
+    return {}
 
 
 def cluster_client():
@@ -72,10 +77,16 @@ def cluster_client():
     address = dask_scheduler()
     if address is None:
         return None
-    client, problem = _cluster(address)
-    if client is None:
-        st.warning(f"{problem} — searching on this server instead.")
-    return client
+    failures = _cluster_failures()
+    when, problem = failures.get(address, (float("-inf"), ""))
+    if time.monotonic() - when > 60:
+        try:
+            return _cluster(address)[0]
+        except CacheError as exc:
+            problem = str(exc)
+            failures[address] = (time.monotonic(), problem)
+    st.warning(f"{problem} — searching on this server instead (unset FEATURELENS_DASK_SCHEDULER to stop trying).")
+    return None
 
 
 @st.cache_resource(show_spinner=False, ttl=60)
@@ -160,10 +171,7 @@ def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, 
     result = st_canvas(fill_color=STROKE, stroke_width=brush, stroke_color=STROKE, background_image=background,
                        width=width, height=height, drawing_mode=TOOLS[tool], initial_drawing=initial,
                        return_image_data=True, key=f"{key}_canvas_{hash(str(initial))}")
-    try:
-        return result.image_data
-    except Exception:  # no drawing sent yet
-        return None
+    return result.image_data   # None until the browser sends a drawing
 
 
 def hit_grid(cache: FeatureCache, result: SearchResult, columns: int = 5, caption_columns=("domain",)) -> None:
