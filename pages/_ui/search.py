@@ -156,6 +156,7 @@ def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, 
                  image_key: str | None = None):
     """The query image on a drawing canvas; returns the strokes as ``(h, w, 4)`` RGBA, or None
     before the browser has sent a drawing. ``initial_box`` (fractions) is drawn as a rectangle."""
+    canvas_slot = st.container()   # the image first, its drawing tools under it
     tool_col, brush_col = st.columns(2)
     tool = tool_col.radio("Draw with", list(TOOLS), horizontal=True, key=f"{key}_tool")
     brush = brush_col.slider("Brush size", 5, 60, 28, key=f"{key}_brush", disabled=TOOLS[tool] != "freedraw")
@@ -168,9 +169,10 @@ def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, 
             "type": "rect", "originX": "left", "originY": "top", "left": x0 * width, "top": y0 * height, "width": (x1 - x0) * width,
             "height": (y1 - y0) * height, "fill": STROKE, "stroke": STROKE, "strokeWidth": 0}]}
     background = _jpeg_data_url(image_key, image) if image_key else image   # sent as a small JPEG, encoded once
-    result = st_canvas(fill_color=STROKE, stroke_width=brush, stroke_color=STROKE, background_image=background,
-                       width=width, height=height, drawing_mode=TOOLS[tool], initial_drawing=initial,
-                       return_image_data=True, key=f"{key}_canvas_{hash(str(initial))}")
+    with canvas_slot:
+        result = st_canvas(fill_color=STROKE, stroke_width=brush, stroke_color=STROKE, background_image=background,
+                           width=width, height=height, drawing_mode=TOOLS[tool], initial_drawing=initial,
+                           return_image_data=True, key=f"{key}_canvas_{hash(str(initial))}")
     return result.image_data   # None until the browser sends a drawing
 
 
