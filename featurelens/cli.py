@@ -7,6 +7,7 @@ interrupted build)::
         --model efficientnet_lite0 --out photos.zarr
     python -m featurelens cache build --bundled --model efficientnet_lite0 --layers stage3,stage5 --out bundled.zarr
     python -m featurelens cache info photos.zarr
+    python -m featurelens cache repair photos.zarr     # recompute damaged chunks from the images' sources
 
 Search (the images whose best region is most like a region of a query image, as in VFS)::
 
@@ -26,14 +27,15 @@ import json
 import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 from tqdm import tqdm
 
-from .caches import (CacheError, add_to_catalog, build_cache, cluster_client, image_metadata, install_cache,
-                     load_catalog, open_cache, pack_cache)
+from .caches import (CacheError, CacheLockWarning, add_to_catalog, build_cache, cluster_client, image_metadata,
+                     install_cache, load_catalog, open_cache, pack_cache, repair_cache)
 from .images import GalleryError, GalleryImage, ImageLoadError, bundled_gallery, folder_images, load_image
 from .models import (UnknownLayerError, UnknownModelError, WeightsCorruptError, WeightsUnavailableError, get_spec,
                      list_models, load_model, weights_available)
@@ -126,8 +128,19 @@ def add_cache_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_build(sub)
     info = sub.add_parser("info", help="summarise a cache: dataset, model, layers, shapes, problems")
     info.add_argument("path", help="the cache folder (or .zip)")
-    info.add_argument("--verify", action="store_true", help="also decode every chunk (slow for big caches)")
+    info.add_argument("--verify", action="store_true", help="decode every chunk (slow for big caches); without it "
+                      "each chunk only gets a quick check that it is whole")
     info.set_defaults(func=_cmd_info)
+    repair = sub.add_parser("repair", help="decode every chunk and recompute the damaged (or unfinished) ones "
+                            "from the images' recorded sources",
+                            description="Recompute just the damaged chunks of a cache, with the model and batch "
+                            "size it was built with, so they hold the same bytes as before the damage.")
+    repair.add_argument("path", help="the cache folder")
+    repair.add_argument("--images", metavar="DIR", help="folder holding images whose recorded sources are gone "
+                        "(matched by id: the path relative to DIR)")
+    repair.add_argument("--batch-size", type=int, help="images per forward pass (default: the build's)")
+    repair.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    repair.set_defaults(func=_cmd_repair)
     _add_sharing(sub)
 
 
@@ -155,6 +168,8 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     cluster.add_argument("--scheduler", metavar="ADDRESS", help="build on this Dask cluster (e.g. tcp://host:8786); "
                          "--out must be a folder every worker can reach")
     cluster.add_argument("--workers", type=int, metavar="N", help="build on a local Dask cluster of N processes")
+    build.add_argument("--repair", action="store_true", help="also decode every chunk of a finished cache and "
+                       "recompute the damaged ones")
     build.set_defaults(func=_cmd_build)
 
 
@@ -164,11 +179,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
         labels = _read_labels(args.labels) if args.labels else None
         table = image_metadata(images, root=root, labels=labels)
         model = load_model(args.model, device=args.device)
-        with _build_client(args) as client, _ProgressBar(args.name or _default_name(args)) as report:
+        with (_build_client(args) as client, _ProgressBar(args.name or _default_name(args)) as report,
+              _lock_warnings_printed()):
             cache = build_cache(args.out, images, model, args.layers, dataset_name=args.name or _default_name(args),
                                 description=args.description, metadata=table, batch_size=args.batch_size,
                                 thumb_size=args.thumb_size, chunk_images=args.chunk_images, recipe=args.recipe,
-                                build_command=_command(args), progress=report, client=client)
+                                build_command=_command(args), progress=report, client=client, repair=args.repair)
     except _USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -190,12 +206,48 @@ def _build_client(args: argparse.Namespace) -> contextlib.AbstractContextManager
 
 def _cmd_info(args: argparse.Namespace) -> int:
     try:
-        cache = open_cache(args.path, verify=args.verify)
+        cache = open_cache(args.path)
+        cache.verify(full=args.verify)
     except CacheError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(cache.describe())
     return 0
+
+
+def _cmd_repair(args: argparse.Namespace) -> int:
+    try:
+        images = folder_images(args.images) if args.images else None
+        with _ProgressBar(Path(args.path).name, notes=False) as report, _lock_warnings_printed():
+            result = repair_cache(args.path, images, batch_size=args.batch_size, device=args.device, progress=report)
+    except _USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for bad in result.damaged:
+        print(f"repaired {bad.array} images {bad.start}..{bad.stop - 1} (chunk {bad.index}): {bad.reason}",
+              file=sys.stderr)
+    if result.recomputed:
+        chunks = len({bad.index for bad in result.damaged})
+        print(f"cache ready at {args.path}: recomputed {result.recomputed} of {result.cache.n_images} images"
+              + (f" ({chunks} damaged chunk{'s' if chunks > 1 else ''})." if chunks else " (the build had not finished them)."))
+    else:
+        print(f"cache ready at {args.path}: every chunk decodes; nothing to repair.")
+    return 0
+
+
+@contextlib.contextmanager
+def _lock_warnings_printed() -> Iterator[None]:
+    """Print a taken-over build lock as one ``warning:`` line on stderr (other warnings as usual)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CacheLockWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, CacheLockWarning):
+                    print(f"warning: {warning.message}", file=sys.stderr)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _images(args: argparse.Namespace) -> tuple[tuple[GalleryImage, ...], Path | None]:
@@ -243,8 +295,9 @@ def _command(args: argparse.Namespace) -> str:
 class _ProgressBar:
     """Context manager giving a ``progress(done, total)`` callback that drives a tqdm bar on stderr."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, *, notes: bool = True):
         self._name = name
+        self._notes = notes  # say "resuming" / "already complete" on the first call
         self._bar: tqdm | None = None
 
     def __enter__(self) -> Callable[[int, int], None]:
@@ -258,7 +311,9 @@ class _ProgressBar:
         if self._bar is None:  # first call: the build knows its size and how much is already done
             self._bar = tqdm(total=total, initial=done, desc=f"cache {self._name}", unit="img",
                              file=sys.stderr, dynamic_ncols=True)
-            if 0 < done < total:
+            if not self._notes:
+                pass
+            elif 0 < done < total:
                 self._bar.write(f"resuming: {done} of {total} images are already in the cache", file=sys.stderr)
             elif done == total:
                 self._bar.write("the cache is already complete; nothing to compute", file=sys.stderr)

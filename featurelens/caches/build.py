@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
@@ -24,61 +23,33 @@ import numpy as np
 import pandas as pd
 import torch
 import zarr
-from PIL import Image
 from zarr.abc.store import Store
 from zarr.core.sync import sync
 
-from ..images import ImageLoadError
 from ..models import FeatureModel, UnknownModelError, get_spec, load_model
 from ..models.layouts import FEATURES_NHWC, IMAGES_NHWC
-from ..search.quantize import quantize_int8
+from .attrs import validate_attrs
+from .chunks import _compute_chunk, _Plan, _writable_arrays, _write_chunk
 from .cluster import run_chunk_tasks, worker_model
-from .errors import CacheError, CacheMismatchError
-from .format import (_FEATURE_DTYPE, _FEATURE_DTYPES, _IDENTITY, _MEASURED, _MEMBERS, _SCALES_DIMS, _WRITE_CONFIG,
-                     CACHE_FORMAT, TARGET_CHUNK_BYTES, CacheImage, _layer_list, _new_array)
-from .reader import FeatureCache, _check_layout, open_cache
+from .errors import CacheError, CacheMismatchError, DamagedChunk
+from .format import (_FEATURE_DTYPES, _IDENTITY, _SCALES_DIMS, _WRITE_CONFIG, CACHE_FORMAT, TARGET_CHUNK_BYTES,
+                     CacheImage, _layer_list, _new_array)
+from .integrity import _probe, _static_paths, find_damage
+from .lock import LOCK_KEY, BuildLock, build_lock
+from .reader import FeatureCache, _check_layout, _setup_stopped, open_cache
 from .stores import StoreLike, as_store, _open_group, _where
-from .table import _metadata_attrs, _static_table, _write_table
+from .table import _column_values, _metadata_attrs, _static_table, _write_table
 
 __all__ = ["build_cache"]
 
 ProgressFn = Callable[[int, int], None]
-
-@dataclass(frozen=True)
-class _Plan:
-    """Everything a build decides before touching the store; ``attrs`` are its JSON form."""
-
-    attrs: dict[str, Any]
-    table: pd.DataFrame  # static metadata, one row per image
-
-    @property
-    def n_images(self) -> int:
-        return int(self.attrs["n_images"])
-
-    @property
-    def chunk_images(self) -> int:
-        return int(self.attrs["chunk_images"])
-
-    @property
-    def n_chunks(self) -> int:
-        return -(-self.n_images // self.chunk_images)
-
-    @property
-    def layers(self) -> dict[str, dict[str, Any]]:
-        return self.attrs["layers"]
-
-    @property
-    def stored_dtype(self) -> np.dtype:
-        """float16, or int8 with a ``scales/<layer>`` array."""
-        return _FEATURE_DTYPES[self.attrs["dtype"]]
-
 
 def build_cache(store: StoreLike, images: Sequence[CacheImage], model: FeatureModel | str,
                 layers: Sequence[str] | str | None = None, *, dataset_name: str, description: str = "",
                 metadata: pd.DataFrame | None = None, batch_size: int = 16, thumb_size: int = 128,
                 chunk_images: int | None = None, recipe: str | None = None, build_command: str | None = None,
                 progress: ProgressFn | None = None, feature_dtype: str = "float16",
-                client: Any | None = None) -> FeatureCache:
+                client: Any | None = None, repair: bool = False) -> FeatureCache:
     """Compute ``model``'s features for ``images`` into a cache at ``store``; resume it if started before.
 
     Args:
@@ -103,32 +74,100 @@ def build_cache(store: StoreLike, images: Sequence[CacheImage], model: FeatureMo
             one, else cpu) and writes its chunks straight into ``store``, which must then be a folder
             path every worker can reach. Same resume rules, and the same bytes as without a client
             (on the same device). ``progress`` is called as chunks finish.
+        repair: also decode every chunk of a finished cache and recompute the damaged ones (same
+            bytes as before the damage, given the same ``batch_size`` and device). An unfinished
+            cache's finished chunks are always checked when its build resumes.
+
+    While it runs, the build holds the cache's lock (:mod:`featurelens.caches.lock`); a lock left
+    by a build that died is taken over with a warning.
 
     Returns:
         The finished cache, opened read-only.
 
     Raises:
         CacheMismatchError: ``store`` holds a cache started with other arguments.
+        CacheBusyError: another build of the same cache is running (the message names it).
         CacheError: ``store`` is not empty and not a cache, or the arguments are invalid; with a
             client, also when a task fails or the cluster stops (run again to resume).
     """
     feature_model = load_model(model) if isinstance(model, str) else model
     plan = _plan(images, feature_model, layers, dataset_name=dataset_name, description=description,
                  metadata=metadata, thumb_size=thumb_size, chunk_images=chunk_images, recipe=recipe,
-                 build_command=build_command, feature_dtype=feature_dtype)
-    _positive("batch_size", batch_size)
+                 build_command=build_command, feature_dtype=feature_dtype, batch_size=batch_size)
     path = _cluster_path(store) if client is not None else None
     target = as_store(store, read_only=False)
-    root = _root_for_build(target, plan)
-    if not root.attrs["complete"] and path is not None:
-        _run_chunks_on_cluster(client, path, root, plan, images, feature_model, batch_size, progress)
-        _mark_complete(root)
-    elif not root.attrs["complete"]:
-        _run_chunks(root, plan, list(images), feature_model, batch_size, progress)
-        _mark_complete(root)
-    elif progress is not None:
-        progress(plan.n_images, plan.n_images)
+    with build_lock(target, _where(target)) as lock:
+        root = _root_for_build(target, plan)
+        _finish(root, plan, images, feature_model, batch_size, _touching(lock, progress), repair=repair,
+                client=client, path=path)
     return open_cache(target, model=feature_model, layers=list(plan.layers))
+
+
+def _touching(lock: BuildLock, progress: ProgressFn | None) -> ProgressFn:
+    """``progress`` that also refreshes the build lock's heartbeat."""
+    def report(done: int, total: int) -> None:
+        lock.touch()
+        if progress is not None:
+            progress(done, total)
+    return report
+
+
+def _finish(root: zarr.Group, plan: _Plan, images: Sequence[CacheImage | None], model: FeatureModel,
+            batch_size: int, report: ProgressFn, *, repair: bool, client: Any = None, path: str | None = None) -> None:
+    """Compute the chunks not done (and the done ones found damaged when checked), then mark the cache
+    complete; a finished cache with nothing to recompute is left untouched."""
+    complete = bool(root.attrs["complete"])
+    todo, _ = _chunks_to_compute(root, plan, verify=repair or not complete)
+    n = plan.n_images
+    if complete and not todo:
+        report(n, n)
+        return
+    finished = n - sum(stop - start for _, start, stop in todo)
+    report(finished, n)
+    if path is not None:
+        _run_chunks_on_cluster(client, path, plan, images, model, batch_size, report, todo, finished)
+    else:
+        _run_chunks(root, plan, images, model, batch_size, report, todo, finished)
+    _mark_complete(root)
+
+
+def _chunks_to_compute(root: zarr.Group, plan: _Plan, *,
+                       verify: bool) -> tuple[list[tuple[int, int, int]], list[DamagedChunk]]:
+    """``(index, start, stop)`` of each chunk not marked done, and with ``verify`` of each done chunk that
+    is damaged (damaged one-chunk metadata columns are rewritten from the plan's table); and the damage."""
+    done_c = _done_chunks(root, plan)
+    redo: set[int] = set()
+    damaged: list[DamagedChunk] = []
+    if verify:
+        damaged = find_damage(root, plan.attrs, np.flatnonzero(done_c).tolist())
+        static = _static_paths(plan.attrs)
+        _rewrite_static(root, plan, sorted({bad.array for bad in damaged if bad.array in static}))
+        redo = {bad.index for bad in damaged if bad.array not in static}
+    k, n = plan.chunk_images, plan.n_images
+    todo = [(i, i * k, min(n, (i + 1) * k)) for i in sorted(set(np.flatnonzero(~done_c).tolist()) | redo)]
+    return todo, damaged
+
+
+def _done_chunks(root: zarr.Group, plan: _Plan) -> np.ndarray:
+    """``(n_chunks,)`` bool: marked done in ``progress`` (a damaged mark counts as not done)."""
+    progress = root["progress"]
+    try:
+        return np.asarray(progress[:]) == 1
+    except Exception:  # a damaged progress chunk: read the marks one by one
+        bad = {chunk.index for chunk in _probe(progress, range(plan.n_chunks))}
+        return np.array([i not in bad and progress[i] == 1 for i in range(plan.n_chunks)], dtype=bool)
+
+
+def _rewrite_static(root: zarr.Group, plan: _Plan, paths: Sequence[str]) -> None:
+    """Write the damaged one-chunk metadata columns ``paths`` again from the plan's table."""
+    for spec in plan.attrs["metadata"]["columns"]:
+        if spec["array"] not in paths:
+            continue
+        if spec["name"] not in plan.table.columns:
+            raise CacheError(f"the metadata column {spec['name']!r} of the cache at {_where(root.store)} is damaged "
+                             "and cannot be derived from the images alone: re-run the cache's original build "
+                             f"command with --repair ({plan.attrs.get('build_command') or 'cache build … --repair'})")
+        root[spec["array"]].with_config(_WRITE_CONFIG)[:] = _column_values(plan.table[spec["name"]], spec["kind"])
 
 
 def _positive(name: str, value: int) -> None:
@@ -138,8 +177,10 @@ def _positive(name: str, value: int) -> None:
 
 def _plan(images: Sequence[CacheImage], model: FeatureModel, layers: Sequence[str] | str | None, *,
           dataset_name: str, description: str, metadata: pd.DataFrame | None, thumb_size: int,
-          chunk_images: int | None, recipe: str | None, build_command: str | None, feature_dtype: str) -> _Plan:
+          chunk_images: int | None, recipe: str | None, build_command: str | None, feature_dtype: str,
+          batch_size: int) -> _Plan:
     """Validate the arguments and fix every attribute of the cache to build."""
+    _positive("batch_size", batch_size)
     if feature_dtype not in _FEATURE_DTYPES:
         raise CacheError(f"feature_dtype must be one of {', '.join(map(repr, _FEATURE_DTYPES))}, got {feature_dtype!r}")
     ids = _image_ids(images)
@@ -162,6 +203,7 @@ def _plan(images: Sequence[CacheImage], model: FeatureModel, layers: Sequence[st
         "created": _now(), "completed": None, "recipe": recipe,
         "image_ids": ids, "image_sources": [_source(image) for image in images],
         "metadata": _metadata_attrs(table), "skipped": [], "build_command": build_command,
+        "batch_size": int(batch_size),
     }
     return _Plan(attrs=json.loads(json.dumps(attrs)), table=table)
 
@@ -231,28 +273,19 @@ def _root_for_build(store: Store, plan: _Plan) -> zarr.Group:
     except FileNotFoundError:
         root = None
     if root is not None and "featurelens_cache_format" in root.attrs:
+        validate_attrs(dict(root.attrs), _where(store))
         _check_same_build(dict(root.attrs), plan.attrs, _where(store))
         if not root.attrs["complete"]:
             _check_layout(root, dict(root.attrs), _where(store))
         return root
-    if not _is_empty_or_unfinished_setup(store, root):
+    if (root is not None and dict(root.attrs)) or not _setup_stopped(store):
         raise CacheError(f"{_where(store)} is not empty and is not a FeatureLens cache; choose a new "
                          "--out path (or an empty folder) so nothing there is overwritten")
     return _create(store, plan)
 
 
-def _is_empty_or_unfinished_setup(store: Store, root: zarr.Group | None) -> bool:
-    """True for an empty store, or one holding only a cache whose setup stopped before its attributes."""
-    if root is None:
-        return sync(store.is_empty(""))
-    return not dict(root.attrs) and set(root.keys()) <= _MEMBERS
-
-
 def _check_same_build(cached: Mapping[str, Any], asked: Mapping[str, Any], where: str) -> None:
     """Refuse to continue a cache whose identity fields differ from this build's."""
-    if cached["featurelens_cache_format"] != CACHE_FORMAT:
-        raise CacheMismatchError(f"{where} holds a cache in format {cached['featurelens_cache_format']}, this "
-                                 f"FeatureLens writes format {CACHE_FORMAT}; choose a new --out path")
     for field in _IDENTITY:
         if cached.get(field) != asked[field]:
             old, new = cached.get(field), asked[field]
@@ -278,8 +311,10 @@ def _difference(cached: Any, asked: Any) -> str:
 
 
 def _create(store: Store, plan: _Plan) -> zarr.Group:
-    """Write an empty cache: arrays first, the root attributes last (they mark it as a cache)."""
-    root = zarr.open_group(store, mode="w", zarr_format=3)
+    """Write an empty cache: arrays first, the root attributes last (they mark it as a cache).
+    What an interrupted setup left is deleted first; the build lock stays."""
+    sync(_delete_all_but(store, LOCK_KEY))
+    root = zarr.open_group(store, mode="a", zarr_format=3)
     n, k = plan.n_images, plan.chunk_images
     for name, entry in plan.layers.items():
         _new_array(root, f"features/{name}", (n, *entry["shape"]), plan.stored_dtype, FEATURES_NHWC.dims,
@@ -300,21 +335,21 @@ def _create(store: Store, plan: _Plan) -> zarr.Group:
     return root
 
 
-def _run_chunks(root: zarr.Group, plan: _Plan, images: list[CacheImage], model: FeatureModel,
-                batch_size: int, progress: ProgressFn | None) -> None:
-    """Compute and write every chunk not yet marked done, in order."""
-    report = progress or (lambda done, total: None)
+async def _delete_all_but(store: Store, keep: str) -> None:
+    for key in [key async for key in store.list() if key != keep]:
+        await store.delete(key)
+
+
+def _run_chunks(root: zarr.Group, plan: _Plan, images: Sequence[CacheImage | None], model: FeatureModel,
+                batch_size: int, report: ProgressFn, todo: Sequence[tuple[int, int, int]], finished: int) -> None:
+    """Compute and write the chunks ``todo`` (``(index, start, stop)``) in order, marking each done."""
     arrays = _writable_arrays(root, plan)
-    done_chunks = np.asarray(arrays["progress"][:])
-    k, n = plan.chunk_images, plan.n_images
-    finished = sum(min(n, (i + 1) * k) - i * k for i in np.flatnonzero(done_chunks))
-    report(finished, n)
-    for i in np.flatnonzero(done_chunks == 0):
-        start, stop = int(i) * k, min(n, (int(i) + 1) * k)
-        chunk = _compute_chunk(images[start:stop], model, plan, batch_size,
+    n = plan.n_images
+    for i, start, stop in todo:
+        chunk = _compute_chunk(list(images[start:stop]), model, plan, batch_size,
                                lambda count, base=finished: report(base + count, n))
         _write_chunk(arrays, slice(start, stop), chunk)
-        arrays["progress"][int(i)] = 1  # only now is the chunk done
+        arrays["progress"][i] = 1  # only now is the chunk done
         finished += stop - start
 
 
@@ -325,25 +360,19 @@ def _cluster_path(store: StoreLike) -> str:
     raise CacheError(f"a cluster build needs the cache as a folder path every worker can reach, got {store!r}")
 
 
-def _run_chunks_on_cluster(client: Any, path: str, root: zarr.Group, plan: _Plan, images: Sequence[CacheImage],
-                           model: FeatureModel, batch_size: int, progress: ProgressFn | None) -> None:
-    """One task per chunk not yet marked done (see :func:`_cluster_chunk`), waited for with progress."""
+def _run_chunks_on_cluster(client: Any, path: str, plan: _Plan, images: Sequence[CacheImage | None],
+                           model: FeatureModel, batch_size: int, report: ProgressFn,
+                           todo: Sequence[tuple[int, int, int]], finished: int) -> None:
+    """One task per chunk of ``todo`` (see :func:`_cluster_chunk`), waited for with progress."""
     try:
         get_spec(model.spec.name)
     except UnknownModelError as exc:
         raise CacheError(f"a cluster build loads the model on each worker by its registry name, but "
                          f"{model.spec.name!r} is not registered; register it (featurelens.models.register_model) "
                          "or build without a client") from exc
-    report = progress or (lambda done, total: None)
-    done_chunks = np.asarray(root["progress"][:])
-    k, n = plan.chunk_images, plan.n_images
-    finished = sum(min(n, (i + 1) * k) - i * k for i in np.flatnonzero(done_chunks))
-    report(finished, n)
-    chunks = [(int(i), int(i) * k, min(n, (int(i) + 1) * k)) for i in np.flatnonzero(done_chunks == 0)]
     slim = {key: plan.attrs[key] for key in ("layers", "dtype", "thumbnail_hw", "n_images", "chunk_images")}
     args = (path, model.spec.name, slim, batch_size, torch.get_num_threads())
-    run_chunk_tasks(client, _cluster_chunk, chunks, images, args,
-                    done=finished, total=n, report=report)
+    run_chunk_tasks(client, _cluster_chunk, todo, images, args, done=finished, total=plan.n_images, report=report)
 
 
 def _cluster_chunk(index: int, images: list[CacheImage], path: str, model_name: str, attrs: dict[str, Any],
@@ -359,104 +388,6 @@ def _cluster_chunk(index: int, images: list[CacheImage], path: str, model_name: 
     arrays["progress"][index] = 1  # only now is the chunk done
     return len(images)
 
-
-def _writable_arrays(root: zarr.Group, plan: _Plan) -> dict[str, zarr.Array]:
-    """Every array a chunk writes to, configured to store all-zero chunks too."""
-    paths = [f"features/{name}" for name in plan.layers] + ["thumbnails", "progress"]
-    paths += [f"scales/{name}" for name in plan.layers] if plan.stored_dtype == np.int8 else []
-    paths += [f"metadata/{column}" for column in _MEASURED]
-    return {path: root[path].with_config(_WRITE_CONFIG) for path in paths}
-
-
-@dataclass
-class _Chunk:
-    """One chunk's results: ``feats_nhwc`` per layer as stored (float16 or int8, with ``scales_nhw``
-    float32 for int8), ``thumbs_nhwc_u8``, sizes and load errors."""
-
-    feats_nhwc: dict[str, np.ndarray]
-    thumbs_nhwc_u8: np.ndarray
-    width_n: np.ndarray
-    height_n: np.ndarray
-    load_error_n: list[str]
-    scales_nhw: dict[str, np.ndarray]
-
-
-def _compute_chunk(images: list[CacheImage], model: FeatureModel, plan: _Plan, batch_size: int,
-                   report: Callable[[int], None]) -> _Chunk:
-    """Load, embed and thumbnail one chunk's images in batches (unreadable images stay zero)."""
-    n = len(images)
-    h, w = plan.attrs["thumbnail_hw"]
-    chunk = _Chunk({name: np.zeros((n, *entry["shape"]), plan.stored_dtype) for name, entry in plan.layers.items()},
-                   np.zeros((n, h, w, 3), np.uint8), np.zeros(n, np.int64), np.zeros(n, np.int64), [""] * n,
-                   {name: np.zeros((n, *entry["shape"][:2]), np.float32) for name, entry in plan.layers.items()})
-    for start in range(0, n, batch_size):
-        batch = range(start, min(n, start + batch_size))
-        loaded = {}
-        for j in batch:
-            image = _load(images[j], chunk, j)
-            if image is not None:
-                loaded[j] = image
-        if loaded:
-            _embed(model, plan, list(loaded.values()), list(loaded), chunk)
-        for j, image in loaded.items():
-            chunk.thumbs_nhwc_u8[j] = np.asarray(image.resize((w, h), Image.BICUBIC), dtype=np.uint8)
-        report(batch.stop)
-    return chunk
-
-
-def _load(image: CacheImage, chunk: _Chunk, j: int) -> Image.Image | None:
-    """Decode one image, recording its size, or its error (returning None) if it cannot be read."""
-    try:
-        pil = image.load().convert("RGB")
-    except ImageLoadError as exc:
-        chunk.load_error_n[j] = str(exc) or type(exc).__name__
-        return None
-    chunk.width_n[j], chunk.height_n[j] = pil.size
-    return pil
-
-
-def _embed(model: FeatureModel, plan: _Plan, pils: list[Image.Image], rows: list[int], chunk: _Chunk) -> None:
-    """One forward pass; features go into ``chunk`` as stored (float16, or int8 and scales) at ``rows``."""
-    feats = model.features(pils, list(plan.layers), batch_size=len(pils))
-    for name, entry in plan.layers.items():
-        feats_nhwc = feats[name]
-        if list(feats_nhwc.shape[1:]) != entry["shape"]:
-            raise CacheError(f"layer {name!r} of {model.name} gave features of shape {feats_nhwc.shape[1:]}, "
-                             f"but its registry entry promises {tuple(entry['shape'])}: the entry is wrong; "
-                             "fix its channels/stride in featurelens/zoo.py")
-        if plan.stored_dtype == np.int8:
-            chunk.feats_nhwc[name][rows], chunk.scales_nhw[name][rows] = _to_int8(feats_nhwc, name)
-        else:
-            chunk.feats_nhwc[name][rows] = _to_float16(feats_nhwc, name)
-
-
-def _to_float16(feats_nhwc: np.ndarray, layer: str) -> np.ndarray:
-    """float32 → float16, refusing values that do not fit (no silent infinities)."""
-    half_nhwc = feats_nhwc.astype(_FEATURE_DTYPE)
-    if not np.isfinite(half_nhwc).all():
-        peak = float(np.nanmax(np.abs(feats_nhwc)))
-        raise CacheError(f"layer {layer!r} gave values float16 cannot hold (largest magnitude {peak:g}, "
-                         "or NaN): caches store float16; pick another layer")
-    return half_nhwc
-
-
-def _to_int8(feats_nhwc: np.ndarray, layer: str) -> tuple[np.ndarray, np.ndarray]:
-    """float32 → int8 with one scale per cell, refusing NaN and infinities."""
-    if not np.isfinite(feats_nhwc).all():
-        raise CacheError(f"layer {layer!r} gave NaN or infinite values, which cannot be stored; pick another layer")
-    return quantize_int8(feats_nhwc)
-
-
-def _write_chunk(arrays: dict[str, zarr.Array], rows: slice, chunk: _Chunk) -> None:
-    """Write one whole chunk of every array (each write replaces one chunk key atomically)."""
-    for name, feats_nhwc in chunk.feats_nhwc.items():
-        arrays[f"features/{name}"][rows] = feats_nhwc
-        if f"scales/{name}" in arrays:
-            arrays[f"scales/{name}"][rows] = chunk.scales_nhw[name]
-    arrays["thumbnails"][rows] = chunk.thumbs_nhwc_u8
-    arrays["metadata/width"][rows] = chunk.width_n
-    arrays["metadata/height"][rows] = chunk.height_n
-    arrays["metadata/load_error"][rows] = np.array(chunk.load_error_n, dtype=str)
 
 
 def _mark_complete(root: zarr.Group) -> None:

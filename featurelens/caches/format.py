@@ -23,7 +23,15 @@ stride}}), ``layout`` "NHWC", ``dtype`` "float16" or "int8", ``scale`` (float16:
 feature × scale; int8: "per_cell", feature = stored × ``scales/<layer>``),
 ``dataset`` ({name, description}), ``n_images``, ``chunk_images``, ``thumbnail_hw``,
 ``created`` / ``completed`` (ISO UTC), ``recipe``, ``image_ids``, ``image_sources``,
-``metadata`` (columns and a digest), ``skipped`` and ``build_command``.
+``metadata`` (columns and a digest), ``skipped``, ``build_command`` and ``batch_size`` (images per
+forward pass; absent in older caches). They are validated as one record,
+:class:`~featurelens.caches.attrs.CacheAttrs`, whenever a cache is opened or resumed.
+
+**Integrity.** Every chunk is zstd-compressed with a content checksum, so flipped bits or a cut
+chunk fail to decode; reads through :class:`FeatureCache` turn that into a
+:class:`CacheCorruptError` naming the chunk's images and the fix (:func:`repair_cache` recomputes
+just the damaged chunks). While a build or repair runs it holds ``.featurelens-build.lock`` in the
+store (see :mod:`featurelens.caches.lock`).
 
 **Resuming.** Chunk ``i`` (images ``i*k`` to ``(i+1)*k``) is computed in batches that start
 at the chunk's first image, written to every array, and only then marked done in
@@ -64,11 +72,6 @@ _COMPRESSORS = (ZstdCodec(level=1, checksum=True),)  # float16 features barely c
 _WRITE_CONFIG = {"write_empty_chunks": True}  # every chunk is stored, so a missing one means damage
 _MEMBERS = frozenset({"features", "scales", "thumbnails", "metadata", "progress"})
 _MEASURED = ("width", "height", "load_error")  # metadata columns filled while building
-_REQUIRED_ATTRS = (
-    "featurelens_cache_format", "complete", "model", "weights_sha256", "preprocessing", "input_hw",
-    "layers", "layout", "dtype", "scale", "dataset", "n_images", "chunk_images", "thumbnail_hw",
-    "created", "image_ids", "image_sources", "metadata",
-)
 _IDENTITY = (  # compared when a build starts on an existing cache, in this order
     "model", "weights_sha256", "preprocessing", "layers", "dtype", "n_images", "image_ids", "image_sources",
     "chunk_images", "thumbnail_hw", "dataset", "recipe", "metadata",
@@ -99,10 +102,12 @@ def _layer_list(layers: Sequence[str] | str | None) -> list[str] | None:
 
 
 def _rebuild_hint(attrs: Mapping[str, Any], model: str | None = None, layers: str | None = None) -> str:
-    """``python -m featurelens cache build … --model M --layers L`` for this cache's dataset."""
-    layer_list = layers or ",".join(attrs.get("layers", {}))
-    return (f"`python -m featurelens cache build --images DIR --model {model or attrs.get('model', 'MODEL')} "
-            f"--layers {layer_list} --out NEW_PATH`")
+    """``python -m featurelens cache build … --model M --layers L`` for this cache's dataset
+    (placeholders where the attributes are missing or of the wrong type)."""
+    cached_layers, cached_model = attrs.get("layers"), attrs.get("model")
+    layer_list = layers or (",".join(map(str, cached_layers)) if isinstance(cached_layers, dict) else "LAYERS")
+    model_name = model or (cached_model if isinstance(cached_model, str) else "MODEL")
+    return f"`python -m featurelens cache build --images DIR --model {model_name} --layers {layer_list} --out NEW_PATH`"
 
 
 def _expected_arrays(attrs: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype | None]]:

@@ -11,9 +11,15 @@ import numpy as np
 import pandas as pd
 import zarr
 
+from zarr.abc.store import Store
+from zarr.core.sync import sync
+
 from ..models import FeatureModel, get_spec
-from .errors import CacheCorruptError, CacheError, CacheIncompleteError, CacheMismatchError
-from .format import CACHE_FORMAT, _REQUIRED_ATTRS, _expected_arrays, _layer_list, _rebuild_hint
+from .attrs import validate_attrs
+from .errors import CacheCorruptError, CacheError, CacheIncompleteError, CacheMismatchError, DamagedChunk
+from .format import _MEMBERS, _expected_arrays, _layer_list, _rebuild_hint
+from .integrity import CheckedArray, damage_message, find_damage, frame_damage, noted_damage
+from .lock import LOCK_KEY, running_build
 from .stores import StoreLike, as_store, _open_group, _where
 from .table import _read_table
 
@@ -47,7 +53,9 @@ def open_cache(store: StoreLike, *, model: FeatureModel | str | None = None,
         raise CacheError(f"no FeatureLens cache at {where} (no zarr.json): build one with "
                          f"`python -m featurelens cache build --images DIR --model MODEL --out {where}`") from exc
     attrs = dict(root.attrs)
-    _check_attrs(attrs, where)
+    if not attrs and _setup_stopped(source):
+        raise CacheIncompleteError(_setup_message(source, where))
+    validate_attrs(attrs, where)
     _check_complete(root, attrs, where)
     _check_request(attrs, where, model, layers, preprocessing)
     _check_layout(root, attrs, where)
@@ -58,24 +66,25 @@ def open_cache(store: StoreLike, *, model: FeatureModel | str | None = None,
     return cache
 
 
-def _check_attrs(attrs: Mapping[str, Any], where: str) -> None:
-    """Format version known, every required attribute present and consistent."""
-    if "featurelens_cache_format" not in attrs:
-        raise CacheError(f"{where} is a zarr group but not a FeatureLens cache: it has no "
-                         "'featurelens_cache_format' attribute; build a cache with `python -m featurelens cache build`")
-    version = attrs["featurelens_cache_format"]
-    if version != CACHE_FORMAT:
-        raise CacheError(f"the cache at {where} has featurelens_cache_format {version!r}, this FeatureLens "
-                         f"reads format {CACHE_FORMAT}: upgrade FeatureLens or rebuild the cache")
-    for name in _REQUIRED_ATTRS:
-        if name not in attrs:
-            raise CacheCorruptError(f"the cache at {where} has no {name!r} attribute: it was damaged or edited by "
-                                    f"hand; rebuild it with {_rebuild_hint(attrs)}")
-    n = attrs["n_images"]
-    if not (len(attrs["image_ids"]) == len(attrs["image_sources"]) == n) or not attrs["layers"]:
-        raise CacheCorruptError(f"the cache at {where} is inconsistent: n_images is {n} but it lists "
-                                f"{len(attrs['image_ids'])} image_ids and {len(attrs['image_sources'])} "
-                                f"image_sources; rebuild it with {_rebuild_hint(attrs)}")
+def _setup_stopped(store: Store) -> bool:
+    """True when the store holds only what a build writes before its attributes (an interrupted setup)."""
+    names = {name for name in sync(_list_dir(store)) if not name.endswith(".partial")}
+    return names <= _MEMBERS | {"zarr.json", LOCK_KEY}
+
+
+async def _list_dir(store: Store) -> list[str]:
+    return [name async for name in store.list_dir("")]
+
+
+def _setup_message(store: Store, where: str) -> str:
+    """Why a cache without attributes is unfinished, and that re-running the build resumes it."""
+    owner = running_build(store)
+    if owner is not None:
+        return (f"the cache at {where} is being set up by a build running now ({owner.describe()}): "
+                "wait for it to finish")
+    return (f"the cache at {where} is incomplete: its build stopped during setup, before it wrote the cache's "
+            "attributes, so nothing was computed yet. Re-run the same build command to resume it (the setup "
+            "starts again), or delete the folder")
 
 
 def _check_complete(root: zarr.Group, attrs: Mapping[str, Any], where: str) -> None:
@@ -88,6 +97,11 @@ def _check_complete(root: zarr.Group, attrs: Mapping[str, Any], where: str) -> N
     except Exception:
         done = np.array([], dtype=np.int64)
     images = sum(min(n, (i + 1) * k) - i * k for i in done)
+    owner = running_build(root.store)
+    if owner is not None:
+        raise CacheIncompleteError(f"the cache at {where} is incomplete ('complete' is false): it is being built "
+                                   f"now by {owner.describe()}, {len(done)} of {-(-n // k)} chunks ({images} of "
+                                   f"{n} images) done; wait for the build to finish")
     command = f": {attrs['build_command']}" if attrs.get("build_command") else ""
     raise CacheIncompleteError(
         f"the cache at {where} is incomplete ('complete' is false): its build stopped after {len(done)} of "
@@ -235,26 +249,31 @@ class FeatureCache:
                                      f"{', '.join(self.layers)} (see FeatureCache.layers)")
         return self._attrs["layers"][layer]
 
+    def _array(self, path: str) -> CheckedArray:
+        """The array at ``path``, whose reads raise :class:`CacheCorruptError` for a damaged chunk."""
+        return CheckedArray(self._root[path], self.where, self.image_ids)
+
     def features(self, layer: str) -> zarr.Array:
         """``(N, H, W, C)`` feats_nhwc of ``layer`` as stored (lazy; zero rows for skipped images):
-        float16, or int8 to multiply by :meth:`feature_scales`."""
+        float16, or int8 to multiply by :meth:`feature_scales`. A read that meets a damaged chunk
+        raises :class:`CacheCorruptError` naming its images and how to repair it."""
         self._layer(layer)
-        return self._root[f"features/{layer}"]
+        return self._array(f"features/{layer}")
 
     def feature_scales(self, layer: str) -> zarr.Array | None:
         """``(N, H, W)`` float32 scale_nhw of an int8 cache's ``layer`` (feature ≈ int8 × scale of its
         cell), or None for a float16 cache."""
         self._layer(layer)
-        return self._root[f"scales/{layer}"] if self.feature_dtype == "int8" else None
+        return self._array(f"scales/{layer}") if self.feature_dtype == "int8" else None
 
     @property
     def thumbnails(self) -> zarr.Array:
         """``(N, h, w, 3)`` uint8 thumbnails, the whole image squashed like the model input."""
-        return self._root["thumbnails"]
+        return self._array("thumbnails")
 
     @functools.cached_property
     def _table(self) -> pd.DataFrame:
-        return _read_table(self._root, self._attrs)
+        return _read_table(self._root, self._attrs, array=self._array)
 
     @property
     def metadata(self) -> pd.DataFrame:
@@ -271,20 +290,20 @@ class FeatureCache:
         """``(N,)`` bool: True where the image was loaded (False rows hold zeros)."""
         return (self._table["load_error"] == "").to_numpy()
 
-    def verify(self) -> None:
-        """Read and decode every chunk; raise :class:`CacheCorruptError` naming the first bad one."""
-        for path in _expected_arrays(self._attrs):
-            array = self._root[path]
-            step = array.chunks[0]
-            for start in range(0, self.n_images, step):
-                stop = min(self.n_images, start + step)
-                try:
-                    array[start:stop]
-                except Exception as exc:  # codec errors of many kinds: name the chunk instead
-                    raise CacheCorruptError(
-                        f"the cache at {self.where} is damaged: {path} images {start}..{stop - 1} "
-                        f"cannot be decoded ({type(exc).__name__}: {exc}); copy it again or rebuild it with "
-                        f"{_rebuild_hint(self._attrs)}") from exc
+    def find_damage(self, *, full: bool = False) -> list[DamagedChunk]:
+        """The damaged chunks: cheaply (every chunk a whole zstd frame, plus chunks that reads in
+        this process found damaged), or with ``full`` by decoding every chunk."""
+        if full:
+            return find_damage(self._root, self._attrs)
+        found = noted_damage(self._root, self.where) + frame_damage(self._root, self._attrs)
+        return list({(bad.array, bad.index): bad for bad in found}.values())
+
+    def verify(self, *, full: bool = True) -> None:
+        """Raise :class:`CacheCorruptError` naming the damaged chunks and the fix: found by decoding
+        every chunk, or without ``full`` by the cheap check of :meth:`find_damage`."""
+        damaged = self.find_damage(full=full)
+        if damaged:
+            raise CacheCorruptError(damage_message(self.where, self.image_ids, damaged), damaged)
 
     def describe(self) -> str:
         """A few lines for people: dataset, model, input, layers, thumbnails, metadata, problems."""

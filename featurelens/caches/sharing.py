@@ -39,6 +39,7 @@ from zarr.storage import ZipStore
 from ..config import CACHE_CATALOG_ENV, caches_dir
 from .catalog import Catalog, CatalogEntry, _entry_from, _local_path, _valid_name, load_catalog
 from .errors import CacheError
+from .lock import LOCK_KEY
 from .reader import open_cache
 from .stores import StoreLike, _close, as_store
 
@@ -110,6 +111,7 @@ def pack_cache(cache: StoreLike, out: str | os.PathLike, *, name: str | None = N
         if isinstance(source, ZipStore) and Path(source.path).resolve() == out.resolve():
             raise CacheError(f"{out} is the cache being packed: choose another --out")
         opened = open_cache(source)  # refuses unfinished or damaged caches, saying how to fix them
+        opened.verify(full=False)  # and cut or missing chunks (the zip's checksum would seal them in)
         dataset = opened.attrs["dataset"]
         entry_values = {"name": _valid_name(name or out.stem, "the name"), "url": url or out.name,
                         "model": opened.model_name, "layers": list(opened.layers), "images": opened.n_images,
@@ -193,7 +195,8 @@ def _opened_store(cache: StoreLike) -> Iterator[Store]:
 
 
 async def _keys(store: Store) -> list[str]:
-    return sorted([key async for key in store.list()])
+    """The store's keys, without a build lock or a writer's unfinished temporary files."""
+    return sorted([key async for key in store.list() if key != LOCK_KEY and not key.endswith(".partial")])
 
 
 def _write_zip(store: Store, path: Path) -> None:

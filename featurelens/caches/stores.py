@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Callable, Iterator
 
 import zarr
-from zarr.abc.store import Store
+from zarr.abc.store import RangeByteRequest, Store
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 from zarr.storage import LocalStore, MemoryStore, ZipStore
 
-from .errors import CacheCorruptError, CacheError
+from .errors import CacheAttributesError, CacheError
 
 __all__ = ["StoreLike", "as_store"]
 
@@ -58,6 +62,44 @@ def _open_group(store: Store, mode: str) -> zarr.Group:
     except FileNotFoundError:  # includes zarr's GroupNotFoundError
         raise
     except Exception as exc:  # zarr raises JSON, value and key errors for a damaged zarr.json
-        raise CacheCorruptError(f"the zarr.json at {_where(store)} cannot be read ({type(exc).__name__}: "
+        raise CacheAttributesError(f"the zarr.json at {_where(store)} cannot be read ({type(exc).__name__}: "
                                 f"{exc}): the cache is damaged; delete it and build it again") from exc
 
+
+
+ByteReader = Callable[[int, int], bytes]
+"""``read(start, stop)`` → bytes ``start:stop`` of one stored value."""
+
+
+@contextlib.contextmanager
+def _key_bytes(store: Store, key: str) -> Iterator[tuple[ByteReader, int] | None]:
+    """``(read, size)`` for the value at ``key`` without reading all of it, or None when it is missing.
+
+    A folder's files are read with plain seeks (many small reads stay cheap); other stores use
+    the store's ranged reads.
+    """
+    if isinstance(store, LocalStore):
+        try:
+            handle = open(Path(store.root) / key, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            yield None
+            return
+        with handle:
+            def read_file(start: int, stop: int) -> bytes:
+                handle.seek(start)
+                return handle.read(stop - start)
+
+            yield read_file, os.fstat(handle.fileno()).st_size
+        return
+    try:
+        size = sync(store.getsize(key))
+    except (FileNotFoundError, KeyError):
+        yield None
+        return
+    prototype = default_buffer_prototype()
+
+    def read_store(start: int, stop: int) -> bytes:
+        buffer = sync(store.get(key, prototype=prototype, byte_range=RangeByteRequest(start, stop)))
+        return b"" if buffer is None else buffer.to_bytes()
+
+    yield read_store, size

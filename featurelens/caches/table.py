@@ -7,7 +7,7 @@ import json
 import os
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -151,11 +151,13 @@ def _write_table(root: zarr.Group, columns: Sequence[Mapping[str, Any]], table: 
             array[:] = _column_values(table[spec["name"]], spec["kind"])
 
 
-def _read_table(root: zarr.Group, attrs: Mapping[str, Any]) -> pd.DataFrame:
-    """The metadata table back as a DataFrame, columns in their stored order."""
+def _read_table(root: zarr.Group, attrs: Mapping[str, Any],
+                array: Callable[[str], zarr.Array] | None = None) -> pd.DataFrame:
+    """The metadata table back as a DataFrame, columns in their stored order (arrays opened with
+    ``array(path)`` when given, e.g. to check chunks)."""
     data = {}
     for spec in attrs["metadata"]["columns"]:
-        values = np.asarray(root[spec["array"]][:])
+        values = np.asarray((array(spec["array"]) if array else root[spec["array"]])[:])
         data[spec["name"]] = values.astype(object).tolist() if spec["kind"] == "str" else values
     return pd.DataFrame(data)
 

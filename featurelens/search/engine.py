@@ -169,7 +169,8 @@ class _BlockScorer:
 
 
 def _is_zarr(array: Any) -> bool:
-    return type(array).__module__.startswith("zarr")
+    """A zarr array, or a subclass such as the caches' integrity-checked arrays (read in chunks, never whole)."""
+    return any(cls.__module__.startswith("zarr") for cls in type(array).__mro__)
 
 
 def _as_tensor(array: Any) -> torch.Tensor:
