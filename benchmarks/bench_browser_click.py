@@ -5,8 +5,9 @@ Starts the app on a free port (the browser tests' ``streamlit_server``), opens
 ``/layer_hierarchy`` in headless Chromium (4 layers, views about 224 px wide), clicks
 ``--clicks`` different points (cycling over the views) and times each click → update in
 the page itself: a capture-phase ``click`` listener stamps the click, ``load`` listeners on
-the 4 ``<img>`` elements (inside the components' iframes) stamp each new image, both on
-the same clock (``performance.timeOrigin + performance.now()``). The baseline, measured the
+the 4 view ``<img>`` elements stamp each new image, both on
+the same clock (``performance.timeOrigin + performance.now()``). The views are
+``pages/_ui/clickable_image.py`` elements: ``<img class="fl-click-image">`` in shadow roots. The baseline, measured the
 same way in the same run, is a trivial widget rerun that also redraws all 4 views: toggling
 the "Photo" radio between Gray and Color.
 
@@ -27,7 +28,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_P95_MS = 400.0
-VIEWS = '[data-testid="stMain"] iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]'
+VIEWS = '[data-testid="stMain"] img.fl-click-image'  # Playwright's CSS locators enter shadow roots
+# The same views from page JavaScript (document.querySelectorAll does not enter shadow roots).
+_VIEW_IMGS_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stBidiComponentIsolated"]')]
+    .map(host => host.shadowRoot && host.shadowRoot.querySelector('img.fl-click-image')).filter(Boolean)"""
 
 
 def _browser_helpers():
@@ -41,12 +45,12 @@ def _browser_helpers():
 
 
 # Arms the probes for one measurement: remembers every view's current src, stamps the next
-# click (in the page or in any view's iframe, capture phase) and each view's first load of
-# a different image; window.__flDone is set once all views have a new image.
-_ARM_JS = """(sel) => {
+# click (anywhere in the page, capture phase) and each view's first load of a different
+# image; window.__flProbe.done is set once all views have a new image.
+_ARM_JS = """() => {
     const now = () => performance.timeOrigin + performance.now();
-    const frames = [...document.querySelectorAll(sel)];
-    const state = {click: null, loaded: frames.map(() => null), done: null, n: frames.length};
+    const imgs = (VIEW_IMGS)();
+    const state = {click: null, loaded: imgs.map(() => null), done: null, n: imgs.length};
     window.__flProbe = state;
     const onClick = () => { if (state.click === null) state.click = now(); };
     if (!window.__flClickHooked) {
@@ -54,12 +58,7 @@ _ARM_JS = """(sel) => {
         document.addEventListener('click', () => window.__flProbe && window.__flProbe.onClick(), true);
     }
     state.onClick = onClick;
-    frames.forEach((frame, i) => {
-        const doc = frame.contentDocument, img = doc.getElementById('image');
-        if (!doc.__flClickHooked) {
-            doc.__flClickHooked = true;
-            doc.addEventListener('click', () => window.__flProbe && window.__flProbe.onClick(), true);
-        }
+    imgs.forEach((img, i) => {
         const before = img.src;
         const onLoad = () => {
             if (window.__flProbe !== state || state.loaded[i] !== null || img.src === before) return;
@@ -68,13 +67,13 @@ _ARM_JS = """(sel) => {
         };
         img.addEventListener('load', onLoad);
     });
-    return frames.length;
-}"""
+    return imgs.length;
+}""".replace("VIEW_IMGS", _VIEW_IMGS_JS)
 
 
 def _measure(page, act, timeout_ms: float = 30_000) -> float:
     """Milliseconds from the click that ``act()`` performs to the last view's new image."""
-    n = page.evaluate(_ARM_JS, VIEWS)
+    n = page.evaluate(_ARM_JS)
     assert n == 4, f"expected 4 views, found {n}"
     act()
     page.wait_for_function("() => window.__flProbe.done !== null && window.__flProbe.click !== null",
@@ -113,7 +112,7 @@ def main() -> None:
             helpers.assert_no_exception(page)
             load_s = time.monotonic() - start
             views = page.locator(VIEWS)
-            imgs = [views.nth(i).content_frame.locator("img#image") for i in range(views.count())]
+            imgs = [views.nth(i) for i in range(views.count())]
             sizes = [img.evaluate("i => [i.width, i.height, i.naturalWidth, i.naturalHeight]") for img in imgs]
 
             def click_view(i: int) -> None:

@@ -7,6 +7,9 @@ This module only knows folders and settings; it imports nothing else from Featur
 | ``FEATURELENS_HOME`` | root of everything FeatureLens writes | ``~/.cache/featurelens`` |
 | ``FEATURELENS_WEIGHTS_MIRROR`` | base URL serving weight files (a classroom server) | unset: the official URLs |
 | ``FEATURELENS_CACHE_CATALOG`` | path or URL of the catalog of downloadable caches | the project's ``cache_recipes/catalog.json`` |
+| ``FEATURELENS_MODE`` | ``hosted`` for a demo open to anyone: visitors never name server paths | ``local`` |
+| ``FEATURELENS_DATA_ROOTS`` | image folders the operator offers (``os.pathsep``-separated) | none |
+| ``FEATURELENS_MEMORY_MB`` | bytes the server may keep in decoded images and reports | 1024 |
 
 >>> import os; os.environ["FEATURELENS_HOME"] = "/tmp/fl-doc"
 >>> str(caches_dir()), str(weights_dir())
@@ -23,8 +26,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["CACHE_CATALOG_ENV", "DEFAULT_CACHE_CATALOG", "featurelens_home", "caches_dir", "weights_dir",
-           "weights_mirror", "cache_catalog"]
+__all__ = ["CACHE_CATALOG_ENV", "DEFAULT_CACHE_CATALOG", "MODE_ENV", "DATA_ROOTS_ENV", "featurelens_home",
+           "caches_dir", "weights_dir", "weights_mirror", "cache_catalog", "hosted", "data_roots", "memory_budget_bytes"]
 
 CACHE_CATALOG_ENV = "FEATURELENS_CACHE_CATALOG"
 """The environment variable naming another catalog of downloadable caches (a path or a URL)."""
@@ -72,3 +75,40 @@ def weights_mirror() -> str | None:
 def cache_catalog() -> str:
     """``$FEATURELENS_CACHE_CATALOG`` (a path or URL) or the project's :data:`DEFAULT_CACHE_CATALOG`."""
     return os.environ.get(CACHE_CATALOG_ENV, "").strip() or str(DEFAULT_CACHE_CATALOG)
+
+
+MODE_ENV = "FEATURELENS_MODE"
+DATA_ROOTS_ENV = "FEATURELENS_DATA_ROOTS"
+
+
+def hosted() -> bool:
+    """True when ``$FEATURELENS_MODE`` is ``hosted``: the app is open to anyone, so visitors
+    choose image folders only among :func:`data_roots` and never see server paths.
+
+    >>> os.environ["FEATURELENS_MODE"] = "Hosted"; hosted()
+    True
+    >>> del os.environ["FEATURELENS_MODE"]; hosted()
+    False
+    """
+    return os.environ.get(MODE_ENV, "").strip().lower() == "hosted"
+
+
+def data_roots() -> tuple[Path, ...]:
+    """The image folders the operator offers (``$FEATURELENS_DATA_ROOTS``, separated by
+    ``os.pathsep``), resolved; those that are not folders are left out.
+
+    >>> os.environ["FEATURELENS_DATA_ROOTS"] = os.pathsep.join(["/tmp", "/no/such/folder"]); data_roots()
+    (PosixPath('/tmp'),)
+    >>> del os.environ["FEATURELENS_DATA_ROOTS"]; data_roots()
+    ()
+    """
+    text = os.environ.get(DATA_ROOTS_ENV, "")
+    roots = (Path(part).expanduser().resolve() for part in text.split(os.pathsep) if part.strip())
+    return tuple(dict.fromkeys(root for root in roots if root.is_dir()))
+
+
+def memory_budget_bytes() -> int:
+    """``$FEATURELENS_MEMORY_MB`` (default 1024) in bytes: what the server may keep in decoded
+    images and per-image reports, shared by all sessions."""
+    text = os.environ.get("FEATURELENS_MEMORY_MB", "").strip()
+    return int(float(text) * 2**20) if text else 1024 * 2**20

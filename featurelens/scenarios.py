@@ -27,22 +27,44 @@ Scenario file::
     name = "Cat's eye, late layer"
     image = "chelsea"
     layer = "stage7"
-    point = [0.37, 0.33]                # reference point, normalised (x, y) in [0, 1]
+    point = [0.37, 0.35]                # reference point, normalised (x, y) in [0, 1]
     note = "What this preset shows."
+
+    [[presets.claims]]                  # at least one per preset: what it shows, checked on the model
+    kind = "region_in_top"              # see featurelens.similarity.claims and featurelens.search.claims
+    says = "the other eye lights up"
+    region = [0.65, 0.36, 0.75, 0.48]   # a box [x0, y0, x1, y1] or a polygon [[x, y], …], normalised
+    top_fraction = 0.1
+
+    [[claims]]                          # optional: claims of the lesson's general lines
+    kind = "layer_brighter"
+    image = "chelsea"
+    point = [0.37, 0.35]
+    layer = "stage7"
+    than = "stage2"
+    margin = 0.4
+
+A claim leaves out what its preset says: ``image`` and ``ref_image`` (the preset's image),
+``point``, ``layer``, ``images``, and the region-search fields ``domain``, ``box``,
+``model_a``/``layer_a``/``model_b``/``layer_b``; ``model`` and ``recipe`` default to the
+scenario's ``model`` and ``cache_recipe``. ``tests/test_lesson_claims.py`` checks every claim on
+the real offline model, computed the way the pages compute their views.
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .images import bundled_gallery
 from .models import get_spec
+from .search.claims import SEARCH_CLAIMS
+from .similarity import IMAGE_CLAIMS, LessonClaim
 
-__all__ = ["Lesson", "Preset", "Scenario", "CacheRecipe", "ScenarioError", "load_scenario",
+__all__ = ["Claim", "CLAIM_KINDS", "Lesson", "Preset", "Scenario", "CacheRecipe", "ScenarioError", "load_scenario",
            "load_scenarios", "load_recipe", "load_recipes", "validate_scenario"]
 
 
@@ -51,6 +73,26 @@ class ScenarioError(ValueError):
 
 
 _Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+
+CLAIM_KINDS: dict[str, type[LessonClaim]] = {cls.model_fields["kind"].default: cls
+                                              for cls in (*IMAGE_CLAIMS, *SEARCH_CLAIMS)}
+"""Every claim kind a scenario file may use, by its ``kind``."""
+
+Claim = Annotated[Union[tuple(CLAIM_KINDS.values())], Field(discriminator="kind")]
+"""One claim of a scenario file: the record of its ``kind``."""
+
+_PRESET_DEFAULTS = {"image": "image", "ref_image": "image", "point": "point", "layer": "layer", "images": "images",
+                    "domain": "domain", "box": "box", "model_a": "model_a", "layer_a": "layer_a",
+                    "model_b": "model_b", "layer_b": "layer_b"}  # claim field: preset field
+
+
+def _with_defaults(claim: Any, defaults: dict[str, Any]) -> Any:
+    """A claim's table with the fields it leaves out taken from ``defaults`` (those it has)."""
+    kind = claim.get("kind") if isinstance(claim, dict) else None
+    if kind not in CLAIM_KINDS:
+        return claim  # the schema reports the unknown kind
+    fields = CLAIM_KINDS[kind].model_fields
+    return {**{k: v for k, v in defaults.items() if k in fields and v not in (None, "", [], ())}, **claim}
 
 
 class _Record(BaseModel):
@@ -77,6 +119,7 @@ class Preset(BaseModel):
     layer: str = ""
     point: tuple[_Unit, _Unit] | None = None
     note: str = ""
+    claims: tuple[Claim, ...] = ()
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -95,8 +138,26 @@ class Scenario(_Record):
     images: tuple[str, ...] = ()
     cache_recipe: str = ""
     presets: tuple[Preset, ...] = ()
+    claims: tuple[Claim, ...] = ()
     order: int = 100
     source: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _claim_defaults(cls, data: Any) -> Any:
+        """Fill each claim's left-out fields from its preset and the scenario."""
+        if not isinstance(data, dict):
+            return data
+        scenario = {"model": data.get("model"), "recipe": data.get("cache_recipe")}
+        presets = []
+        for preset in data.get("presets", ()):
+            if isinstance(preset, dict) and isinstance(preset.get("claims"), list):
+                defaults = {**scenario, **{field: preset.get(key) for field, key in _PRESET_DEFAULTS.items()}}
+                preset = {**preset, "claims": [_with_defaults(c, defaults) for c in preset["claims"]]}
+            presets.append(preset)
+        claims = data.get("claims", ())
+        claims = [_with_defaults(c, scenario) for c in claims] if isinstance(claims, list) else claims
+        return {**data, "presets": presets, "claims": claims} if "presets" in data or "claims" in data else data
 
 
 class CacheRecipe(_Record):
@@ -149,7 +210,7 @@ def _read_toml(path: Path) -> dict:
 def _schema_error(path: Path, exc: ValidationError) -> ScenarioError:
     """The first schema problem as one sentence naming the file and the field."""
     error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"]) or "(file)"
+    where = ".".join(str(part) for part in error["loc"] if "[" not in str(part)) or "(file)"  # not union members
     if error["type"] == "missing":
         return ScenarioError(f"{path}: missing required field {where.split('.')[-1]!r} (at {where})")
     return ScenarioError(f"{path}: field {where}: {error['msg']} (got {error.get('input')!r})")
@@ -191,8 +252,48 @@ def load_recipes(folder: str | Path) -> dict[str, CacheRecipe]:
     return {r.name: r for r in (load_recipe(p) for p in sorted(Path(folder).glob("*.toml")))}
 
 
+_CLAIM_LAYERS = (("model", "layer"), ("model", "than"), ("model_a", "layer_a"), ("model_b", "layer_b"))
+
+
+def _claim_references(claim: LessonClaim) -> tuple[list[tuple[str, str]], list[str], list[str]]:
+    """A claim's ``(model, layer)`` pairs, gallery images and cache recipes."""
+    fields = claim.model_dump()
+    layers = [(fields[m], fields[l]) for m, l in _CLAIM_LAYERS if m in fields and l in fields]
+    images = []
+    if claim.evidence == "images":
+        images = [fields[k] for k in ("image", "ref_image") if fields.get(k)] + list(fields.get("images", ()))
+        images += [r["image"] for key in ("regions", "unlike") for r in fields.get(key, ())]
+    return layers, images, [fields["recipe"]] if fields.get("recipe") else []
+
+
+def _check_claims(scenario: Scenario, recipes: dict[str, CacheRecipe], gallery_ids: set[str]) -> None:
+    """Every preset states a claim; every claim's models, layers, images and recipes resolve."""
+    where = scenario.source or scenario.id
+    for preset in scenario.presets:
+        if not preset.claims:
+            raise ScenarioError(f"{where}: preset {preset.name!r} states no claim; add a [[presets.claims]] table "
+                                f"(kinds: {', '.join(CLAIM_KINDS)}) saying what the preset shows")
+    named = [(f"preset {p.name!r}", c) for p in scenario.presets for c in p.claims]
+    for owner, claim in named + [("the lesson", c) for c in scenario.claims]:
+        layers, images, claim_recipes = _claim_references(claim)
+        try:
+            for model, layer in layers:
+                get_spec(model).layer(layer)
+        except KeyError as exc:
+            raise ScenarioError(f"{where}: a {claim.kind} claim of {owner}: {exc}") from exc
+        for image in images:
+            if image not in gallery_ids:
+                raise ScenarioError(f"{where}: a {claim.kind} claim of {owner} names image {image!r}, "
+                                    "which is not in the bundled gallery")
+        for recipe in claim_recipes:
+            if recipe not in recipes:
+                raise ScenarioError(f"{where}: a {claim.kind} claim of {owner} needs cache recipe {recipe!r}, "
+                                    "not found in cache_recipes/")
+
+
 def validate_scenario(scenario: Scenario, recipes: dict[str, CacheRecipe], pages: set[str]) -> None:
-    """Resolve every reference: model, layers, gallery images, recipe, page. Raises ScenarioError."""
+    """Resolve every reference: model, layers, gallery images, recipe, page, and those of every
+    claim; every preset must state a claim. Raises ScenarioError."""
     where = scenario.source or scenario.id
     try:
         spec = get_spec(scenario.model)
@@ -208,3 +309,4 @@ def validate_scenario(scenario: Scenario, recipes: dict[str, CacheRecipe], pages
         raise ScenarioError(f"{where}: cache recipe {scenario.cache_recipe!r} not found in cache_recipes/")
     if scenario.page not in pages:
         raise ScenarioError(f"{where}: page {scenario.page!r} not among {sorted(pages)}")
+    _check_claims(scenario, recipes, gallery_ids)

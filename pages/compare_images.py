@@ -2,11 +2,12 @@
 the blog post's two-image view, and NMF parts shared across the images."""
 
 import streamlit as st
-from streamlit_image_coordinates import streamlit_image_coordinates
 
 from featurelens.images import bundled_gallery, ImageLoadError
-from featurelens.similarity import NEGATIVE_HANDLING, image_views, nmf_parts, pair_views, part_colors, render_parts, ViewState
+from featurelens.similarity import (NEGATIVE_HANDLING, image_views, nmf_parts, pair_views, part_colors, render_parts,
+                                    ViewState, Bounds, checked_int)
 from pages._ui.charts import color_legend
+from pages._ui.clickable_image import clickable_image
 from pages._ui.resources import image_report, load_gallery_image, load_upload, scenario
 from pages._ui.shell import current_model, ensure_app_shell
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
@@ -18,6 +19,7 @@ SCENARIO = scenario("compare_images")
 P = "cmp"
 MODES = {"all": "All images (ISO)", "pair": "Two images (grid → heat map)", "parts": "NMF parts"}
 COLS_PER_ROW = 4
+PARTS_K, DEFAULT_K = (2, 10), 4  # the range of the "Parts (k)" slider, and its start
 
 
 @st.cache_data(show_spinner="Factorising features into parts…", max_entries=16)
@@ -34,20 +36,23 @@ gallery = {g.id: g for g in bundled_gallery()}
 layer_names = [layer.name for layer in model.layers]
 default_layer = SCENARIO.layers[0] if SCENARIO.layers and SCENARIO.layers[0] in layer_names else model.spec.default_layers[-1]
 first_point = next((p.point for p in SCENARIO.presets if p.point), (0.5, 0.5))
-defaults = ViewState(images=SCENARIO.images, layers=(default_layer,), ref=first_point, mode="all")
-url = load_view_from_url(P, defaults, set(gallery), layer_names, max_images=8, max_layers=1)
+defaults = ViewState(images=tuple(SCENARIO.images), layers=(default_layer,), ref=first_point, mode="all",
+                     parts=DEFAULT_K)
+bounds = Bounds(images=set(gallery), channels={l.name: l.channels for l in model.layers}, min_images=2,
+                max_images=8, max_layers=1, parts=PARTS_K, modes=tuple(MODES), hidden=("pin", "channel"))
+url = load_view_from_url(P, defaults, bounds)
 if url is not None:
     st.session_state[f"{P}_images"] = list(url.images)
     st.session_state[f"{P}_layer"] = url.layers[0]
     st.session_state[f"{P}_ref"] = (url.ref_image, url.ref)
-    st.session_state[f"{P}_mode"] = url.mode if url.mode in MODES else "all"
-    st.session_state[f"{P}_k"] = url.parts or 4
+    st.session_state[f"{P}_mode"] = url.mode
+    st.session_state[f"{P}_k"] = url.parts
     st.session_state[f"{P}_part"] = url.part
 st.session_state.setdefault(f"{P}_images", list(defaults.images))
 st.session_state.setdefault(f"{P}_layer", default_layer)
 st.session_state.setdefault(f"{P}_ref", (0, defaults.ref))
 st.session_state.setdefault(f"{P}_mode", "all")
-st.session_state.setdefault(f"{P}_k", 4)
+st.session_state.setdefault(f"{P}_k", DEFAULT_K)
 
 
 def _apply_preset(preset) -> None:
@@ -76,7 +81,10 @@ for upload in uploads or []:
         entries.append(load_upload(upload))
     except ImageLoadError as exc:
         st.error(str(exc))
-entries = entries[:8]
+if len(entries) > 8:
+    st.warning(f"Eight images are compared at most: {', '.join(caption for _, caption, _ in entries[8:])} "
+               "left out. Remove some gallery images or uploads to bring them in.")
+    entries = entries[:8]
 layer = top[1].selectbox("Layer", layer_names, key=f"{P}_layer", format_func=model.layer_label)
 mode = top[2].radio("View", list(MODES), key=f"{P}_mode", format_func=MODES.get, horizontal=False)
 if len(entries) < 2:
@@ -96,8 +104,8 @@ def _grid(images, captions, key_prefix):
             i = start + offset
             if i < len(images):
                 with col:
-                    streamlit_image_coordinates(images[i], key=f"{key_prefix}_{i}", width="stretch",
-                                                image_format="JPEG", jpeg_quality=80, cursor="crosshair")
+                    clickable_image(images[i], key=f"{key_prefix}_{i}", cursor="crosshair",
+                                    alt=f"{captions[i].replace('**', '')}, coloured by similarity")
                     st.caption(captions[i])
 
 
@@ -128,8 +136,8 @@ def overlay_views(settings) -> None:
         color_legend(settings.cmap, *right.value_range)
         lcol, rcol = st.columns(2)
         with lcol:
-            streamlit_image_coordinates(left, key=f"{P}_click_pair_0", width="stretch", image_format="JPEG",
-                                        jpeg_quality=80, cursor="crosshair")
+            clickable_image(left, key=f"{P}_click_pair_0", cursor="crosshair", point=ref_xy,
+                            alt=f"{captions[0]} with the layer's grid and the reference square")
             st.caption(captions[0] + " · reference square outlined in yellow")
         with rcol:
             st.image(right.image_hwc_u8, width="stretch",
@@ -142,7 +150,9 @@ if mode in ("all", "pair"):
     overlay_views(overlay_controls(P, defaults.settings))
 else:
     c1, c2, c3 = st.columns([1, 1.5, 2])
-    k = c1.slider("Parts (k)", 2, 10, key=f"{P}_k")
+    if checked_int(st.session_state.get(f"{P}_k"), *PARTS_K) is None:  # never a slider min/max error
+        st.session_state[f"{P}_k"] = DEFAULT_K
+    k = c1.slider("Parts (k)", *PARTS_K, key=f"{P}_k")
     negative = c2.selectbox("Negative values", list(NEGATIVE_HANDLING), key=f"{P}_negative",
                             format_func=lambda key: NEGATIVE_HANDLING[key].display_name)
     try:

@@ -1,11 +1,11 @@
 """Layer hierarchy: one image, 3–5 layers side by side; one click moves the reference in all."""
 
 import streamlit as st
-from streamlit_image_coordinates import streamlit_image_coordinates
 
 from featurelens.images import bundled_gallery
-from featurelens.similarity import compare_vectors, layer_views, ViewState
+from featurelens.similarity import compare_vectors, layer_views, ViewState, Bounds, checked_int
 from pages._ui.charts import color_legend, vector_chart
+from pages._ui.clickable_image import clickable_image
 from pages._ui.resources import image_report, scenario
 from pages._ui.shell import current_model, ensure_app_shell
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
@@ -26,13 +26,17 @@ default_layers = tuple(l for l in SCENARIO.layers if l in layer_names) or model.
 
 first_point = next((p.point for p in SCENARIO.presets if p.image == SCENARIO.images[0] and p.point), (0.5, 0.5))
 defaults = ViewState(images=(SCENARIO.images[0],), layers=default_layers, ref=first_point)
-url = load_view_from_url(P, defaults, {g.id for g in bundled_gallery()}, layer_names, max_images=1, max_layers=5)
+bounds = Bounds(images={g.id for g in bundled_gallery()}, channels={l.name: l.channels for l in model.layers},
+                max_images=1, max_layers=5, hidden=("mode", "parts", "part"))
+url = load_view_from_url(P, defaults, bounds)
 if url is not None:
     st.session_state[f"{P}_gallery"] = url.images[0]
     st.session_state[f"{P}_layers"] = list(url.layers)
     st.session_state[f"{P}_ref"] = url.ref
     st.session_state[f"{P}_pin"] = url.pin[1] if url.pin else None
-    st.session_state[f"{P}_channel"] = url.channel
+    if url.channel:
+        st.session_state[f"{P}_chart_layer"] = url.channel[0]
+    st.session_state[f"{P}_channel"] = url.channel[1] if url.channel else None
 st.session_state.setdefault(f"{P}_ref", defaults.ref)
 st.session_state.setdefault(f"{P}_layers", list(default_layers))
 
@@ -90,7 +94,9 @@ def interactive_views(report, layers: list[str], settings, image_key: str, per_r
     if st.session_state.get(f"{P}_chart_layer") not in layers:  # the bar chart shows the deepest layer by default
         st.session_state[f"{P}_chart_layer"] = layers[-1]
     chart_layer = st.session_state[f"{P}_chart_layer"]
-    channel = st.session_state.get(f"{P}_channel")
+    # a channel of another layer (the chart layer changed) is off, never an error
+    channel = checked_int(st.session_state.get(f"{P}_channel"), 0, report.feats_hwc[chart_layer].shape[-1] - 1)
+    st.session_state[f"{P}_channel"] = channel
     show_channel = (chart_layer, channel) if channel is not None else None
 
     views = layer_views({l: report.feats_hwc[l] for l in layers}, report.display_hwc_u8, ref_xy, settings,
@@ -102,9 +108,9 @@ def interactive_views(report, layers: list[str], settings, image_key: str, per_r
     for start in range(0, len(layers), per_row):
         for col, layer in zip(st.columns(per_row), layers[start:start + per_row]):
             with col:
-                streamlit_image_coordinates(views[layer].image_hwc_u8, key=f"{P}_click_{model.name}_{layer}",
-                                            width="stretch", image_format="JPEG", jpeg_quality=80,
-                                            cursor="crosshair")
+                clickable_image(views[layer].image_hwc_u8, key=f"{P}_click_{model.name}_{layer}",
+                                alt=f"Similarity map of {model.layer_label(layer)} over the photo",
+                                cursor="crosshair", point=ref_xy)
                 channel_note = " · **channel view**" if show_channel and show_channel[0] == layer else ""
                 st.caption(grid_caption(model, layer, views[layer]) + channel_note)
 
@@ -131,7 +137,7 @@ def interactive_views(report, layers: list[str], settings, image_key: str, per_r
         st.caption("The address bar holds this view's settings; an uploaded image is not part of a shared link.")
     save_view_to_url(ViewState(images=image_ids, layers=tuple(layers), ref=ref_xy,
                                pin=(0, pin_xy) if pin_xy else None, settings=settings,
-                               channel=st.session_state.get(f"{P}_channel")))
+                               channel=show_channel))
 
 
 interactive_views(report, layers, settings, image_key, per_row)

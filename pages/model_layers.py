@@ -3,10 +3,11 @@
 import altair as alt
 import pandas as pd
 import streamlit as st
-from streamlit_image_coordinates import streamlit_image_coordinates
 
-from featurelens.similarity import channel_montage, MontageLayout, render_channel, strongest_channels
+from featurelens.similarity import channel_montage, MontageLayout, render_channel, strongest_channels, checked_int
 from featurelens.models import layer_rows
+from featurelens.models import label_note
+from pages._ui.clickable_image import clickable_image
 from pages._ui.resources import image_report, scenario
 from pages._ui.shell import LAYER_KEY, current_layer, current_model, ensure_app_shell
 from pages._ui.widgets import consume_click, image_picker, render_lesson
@@ -57,6 +58,9 @@ with right:
         y=alt.Y("label:N", sort="-x", title=None),
         tooltip=["label", "class", alt.Tooltip("probability:Q", format=".1%")])
     st.altair_chart(chart, width="stretch")
+    note = label_note(report.predictions, report.input_hwc_u8)
+    if note is not None:
+        st.info(note.text, icon=":material/info:")
     st.subheader("Layers")
     rows = pd.DataFrame(layer_rows(model))
     rows["selected"] = rows["layer"] == layer
@@ -77,9 +81,9 @@ if tile is not None:
     st.session_state["ml_channel"] = int(channels[tile])
 grid_col, big_col = st.columns([1, 1], gap="large")
 with grid_col:
-    streamlit_image_coordinates(channel_montage(feats_hwc, channels, layout), key=montage_key, cursor="pointer",
-                                width="stretch")
-    if not 0 <= st.session_state.get("ml_channel", -1) < feats_hwc.shape[-1]:
+    clickable_image(channel_montage(feats_hwc, channels, layout), key=montage_key, image_format="PNG",
+                    alt=f"Activation maps of the {len(channels)} strongest channels of {model.layer_label(layer)}")
+    if checked_int(st.session_state.get("ml_channel"), 0, feats_hwc.shape[-1] - 1) is None:  # no min/max error
         st.session_state["ml_channel"] = int(channels[0])
     st.caption("Tiles, left to right, top to bottom: channels " + ", ".join(str(int(c)) for c in channels))
     chosen = st.number_input("Channel", 0, feats_hwc.shape[-1] - 1, key="ml_channel",

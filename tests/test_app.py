@@ -93,9 +93,21 @@ def test_feature_caches_page_builds_a_cache_with_progress(monkeypatch, tmp_path)
     at.text_input(key="fc_name").set_value("gallery")
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
+    _wait_for_build(at)
     assert any("ready" in s.value for s in at.success)
     assert (tmp_path / "caches" / "gallery.zarr" / "zarr.json").is_file()
     assert "gallery" in " ".join(e.label for e in at.expander)
+
+
+def _wait_for_build(at: AppTest, timeout_s: float = 240) -> None:
+    """The page builds in a background thread: rerun until it reports success or failure."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not (at.success or at.error) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
 
 
 def test_feature_caches_page_installs_from_the_catalog_in_the_environment(monkeypatch, tmp_path, lite0):

@@ -18,8 +18,11 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.util
-from dataclasses import dataclass
+import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from PIL import Image
 
@@ -29,11 +32,14 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "GalleryError",
     "GalleryImage",
+    "UPLOAD_MAX_SIDE",
     "UnknownImageIdError",
+    "UploadedImage",
     "bundled_gallery",
     "folder_images",
     "get_gallery_image",
     "upload_to_image",
+    "uploaded_images",
 ]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -66,6 +72,37 @@ class GalleryImage:
     def load(self) -> Image.Image:
         """Decode the file as an ``RGB`` PIL image (see :func:`featurelens.images.load_image`)."""
         return load_image(self.path, name=f"{self.id} ({self.path})")
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    """An image a visitor uploaded, kept as its encoded bytes until :meth:`load` (fits
+    :class:`~featurelens.caches.CacheImage`): ``id`` is the file name, ``source`` says "upload"."""
+
+    id: str
+    data: bytes = field(repr=False)
+
+    @property
+    def source(self) -> str:
+        return f"upload:{self.id}"
+
+    def load(self) -> Image.Image:
+        return upload_to_image(self.id, self.data)
+
+
+def uploaded_images(files: Sequence[tuple[str, bytes]]) -> tuple[UploadedImage, ...]:
+    """``(file name, bytes)`` pairs → images with unique ids (a repeated name gets ``~2``, ``~3``).
+
+    >>> [image.id for image in uploaded_images([("a.jpg", b"1"), ("a.jpg", b"2"), ("b.png", b"3")])]
+    ['a.jpg', 'a.jpg~2', 'b.png']
+    """
+    seen: dict[str, int] = {}
+    images = []
+    for name, data in files:
+        name = Path(name).name or "upload"
+        seen[name] = seen.get(name, 0) + 1
+        images.append(UploadedImage(name if seen[name] == 1 else f"{name}~{seen[name]}", data))
+    return tuple(images)
 
 
 # (id, package, folder inside the package, file name, caption, license).
@@ -163,25 +200,34 @@ def get_gallery_image(image_id: str) -> GalleryImage:
         f"(see bundled_gallery())")
 
 
-def folder_images(folder: str | Path, *, recursive: bool = True) -> tuple[GalleryImage, ...]:
+MAX_FOLDER_ENTRIES = 200_000
+"""How many files and folders :func:`folder_images` looks at before it gives up."""
+
+UPLOAD_MAX_SIDE = 1024
+"""Longest side of an uploaded image after :func:`upload_to_image` (twice the display size)."""
+
+
+def folder_images(folder: str | Path, *, recursive: bool = True,
+                  max_entries: int = MAX_FOLDER_ENTRIES, max_seconds: float = 5.0) -> tuple[GalleryImage, ...]:
     """The images in a plain folder, sorted by relative path.
 
     Files whose suffix (any case) is in :data:`IMAGE_EXTENSIONS` are listed; hidden
-    files (names starting with ``.``) are skipped. Ids are POSIX paths relative to
-    ``folder`` (``"cats/tabby.jpg"``), captions are file stems, sources are the
-    paths and licenses are ``"unknown"``. Nothing is decoded here.
+    files and folders (names starting with ``.``) are skipped and links to folders are not
+    followed. Ids are POSIX paths relative to ``folder`` (``"cats/tabby.jpg"``), captions
+    are file stems, sources are the paths and licenses are ``"unknown"``. Nothing is decoded
+    here. The walk stops after ``max_entries`` files and folders or ``max_seconds``, so naming
+    ``/`` cannot tie up a server.
 
     Raises:
-        GalleryError: the folder does not exist, is not a folder, or has no images.
+        GalleryError: the folder does not exist, is not a folder, has no images, or holds
+            more than ``max_entries`` entries (or takes longer than ``max_seconds`` to list).
     """
     root = Path(folder)
     if not root.is_dir():
         what = "is a file, not a folder" if root.exists() else "does not exist"
         raise GalleryError(f"image folder {str(root)!r} {what}; pass the path of a folder "
                            f"that holds image files")
-    candidates = root.rglob("*") if recursive else root.iterdir()
-    paths = sorted((path for path in candidates if _is_image_file(path, root)),
-                   key=lambda path: path.relative_to(root).as_posix())
+    paths = sorted(_walk_images(root, recursive, max_entries, max_seconds), key=lambda path: path.relative_to(root).as_posix())
     if not paths:
         scope = "or its subfolders " if recursive else ""
         raise GalleryError(
@@ -192,15 +238,25 @@ def folder_images(folder: str | Path, *, recursive: bool = True) -> tuple[Galler
                  for path in paths)
 
 
-def _is_image_file(path: Path, root: Path) -> bool:
-    """True for a visible file with an image suffix (no hidden folder on the way)."""
-    parts = path.relative_to(root).parts
-    return (path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-            and not any(part.startswith(".") for part in parts))
+def _walk_images(root: Path, recursive: bool, max_entries: int, max_seconds: float) -> list[Path]:
+    found, seen, deadline = [], 0, time.monotonic() + max_seconds
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")] if recursive else []
+        seen += len(subfolders) + len(files)
+        if seen > max_entries or time.monotonic() > deadline:
+            raise GalleryError(f"{str(root)!r} is too large to list here (over {max_entries:,} files and "
+                               f"folders, or over {max_seconds:g} s); pick the folder of one image set")
+        found += [Path(folder, name) for name in files
+                  if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+                  and Path(folder, name).is_file()]
+    return found
 
 
-def upload_to_image(name: str, data: bytes) -> Image.Image:
-    """Decode an uploaded file's bytes as an ``RGB`` PIL image.
+def upload_to_image(name: str, data: bytes, *, max_side: int | None = UPLOAD_MAX_SIDE) -> Image.Image:
+    """Decode an uploaded file's bytes as an ``RGB`` PIL image, downscaled at once (aspect kept)
+    so its longest side is at most ``max_side``: models see a few hundred pixels and views
+    at most :data:`~featurelens.images.loading.DISPLAY_PX`, so a 7000 × 7000 upload never stays
+    in memory at full size. ``max_side=None`` keeps the decoded size.
 
     Raises:
         featurelens.images.loading.ImageLoadError: naming ``name`` and what to do.
@@ -210,4 +266,7 @@ def upload_to_image(name: str, data: bytes) -> Image.Image:
     ...
     featurelens.images.loading.ImageLoadError: 'notes.jpg' is not an image Pillow can read ...
     """
-    return load_image(data, name=name)
+    image = load_image(data, name=name)
+    if max_side is not None and max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image

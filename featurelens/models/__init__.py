@@ -12,8 +12,9 @@ from .extraction import LayerInfo, LayerNotFoundError, capture, list_layers
 from .feature_model import FeatureModel, Prediction, imagenet_categories, load_model, weights_available, wrap_module
 from .registry import (LayerSpec, ModelSpec, UnknownLayerError, UnknownModelError, get_spec, list_models, parse_layer_names,
                        register_model, registered, resolve_model_name)
-from .report import ImageReport, analyse_image, layer_rows
-from .weights import WeightsCorruptError, WeightsUnavailableError, fetch_weights, file_sha256, weights_cache_dir
+from .report import ImageReport, analyse_image, label_note, layer_rows
+from .weights import (MIRROR_ENV, WeightsCorruptError, WeightsUnavailableError, fetch_weights, file_sha256,
+                      known_download_bytes, weights_cache_dir)
 from .zoo import IMAGENET_MEAN, IMAGENET_STD, lite_package_weights, offline_hint, torchvision_builder, weights_url
 
 __all__ = [
@@ -21,7 +22,7 @@ __all__ = [
     "FeatureModel", "IMAGENET_MEAN", "IMAGENET_STD", "ImageReport", "LayerInfo", "LayerNotFoundError", "LayerSpec",
     "ModelSpec", "Prediction", "UnknownLayerError", "UnknownModelError", "WeightsCorruptError",
     "WeightsUnavailableError", "analyse_image", "capture", "fetch_weights", "file_sha256", "get_spec",
-    "imagenet_categories", "layer_rows", "list_layers", "list_models", "lite_package_weights", "load_model",
+    "MIRROR_ENV", "imagenet_categories", "known_download_bytes", "label_note", "layer_rows", "list_layers", "list_models", "lite_package_weights", "load_model",
     "offline_hint", "parse_layer_names", "register_model", "registered", "resolve_device", "resolve_model_name", "weights_available",
     "torchvision_builder", "weights_cache_dir", "weights_url", "wrap_module",
 ]

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..config import weights_mirror
 from .registry import LayerSpec, ModelSpec, list_models, register_model
-from .weights import WeightsCorruptError, WeightsUnavailableError, fetch_weights, file_sha256
+from .weights import WeightsCorruptError, WeightsUnavailableError, fetch_weights, file_sha256, known_download_bytes
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "offline_hint", "weights_url", "lite_package_weights",
            "load_lite_state_dict", "torchvision_builder"]
@@ -166,14 +166,20 @@ def weights_url(url: str) -> str:
     return f"{mirror}/{url.rsplit('/', 1)[-1]}" if mirror else url
 
 
+def _weights_subject(arch: str, url: str) -> str:
+    """``"the weights of resnet50 (≈103 MB)"``: what a failed download names."""
+    size = known_download_bytes(url)
+    return f"the weights of {arch}" + (f" (≈{size / 1e6:.0f} MB)" if size else "")
+
+
 def torchvision_builder(arch: str, url: str) -> Callable[..., nn.Module]:
     """A registry builder for torchvision architecture ``arch`` whose weights download once from
     ``url`` (or ``$FEATURELENS_WEIGHTS_MIRROR``), checked against the hash prefix in the file name."""
     def build(weights_path: str | Path | None = None, progress=None) -> nn.Module:
         import torchvision
 
-        path = Path(weights_path) if weights_path else fetch_weights(weights_url(url), offline_hint=offline_hint(),
-                                                                     progress=progress)
+        path = Path(weights_path) if weights_path else fetch_weights(
+            weights_url(url), offline_hint=offline_hint(), progress=progress, what=_weights_subject(arch, url))
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
         if arch.startswith("densenet"):
             state_dict = _fix_densenet_keys(state_dict)

@@ -23,6 +23,7 @@ and window, the top hits (``top_k(k, unique_by=column)``) and ``scores_table()``
 [(2, 1.0, (1, 2, 1, 1)), (0, 0.0, (0, 0, 1, 1))]
 """
 
+from .claims import SEARCH_CLAIMS, SearchEvidence
 from .api import best_windows, check_cache, rank_windows, search, search_features
 from .display import canvas_mask, drawn_or_box_mask, draw_window, grouped_scores, mask_outline, top_overlap
 from .engine import ComputeDtype, ProgressFn, load_features
@@ -39,5 +40,5 @@ __all__ = [
     "Hit", "ProgressFn", "Query", "SearchCancelled", "SearchError", "SearchMismatchError", "SearchResult",
     "box_mask", "dequantize_int8", "grid_mask", "load_features", "mask_box", "quantize_int8",
     "query_from_features", "search", "search_features",
-    "ComputeDtype", "load_mask", "mask_from_image", "parse_box", "query_from_image", "search_image",
+    "SEARCH_CLAIMS", "SearchEvidence", "ComputeDtype", "load_mask", "mask_from_image", "parse_box", "query_from_image", "search_image",
 ]

@@ -451,11 +451,21 @@ def render_overlay(image_hwc_u8: Any, sim_hw: Any, *, scale: str = "adaptive", v
     ([0, 0, 0], [255, 255, 255])
     """
     image = _check_image(image_hwc_u8)
-    size_hw = image.shape[:2]
+    return _render_on(_photo_image(image, base), sim_hw, scale=scale, value_range=value_range, cmap=cmap,
+                      opacity=opacity, upsample=upsample, marker_xy=marker_xy, pin_xy=pin_xy,
+                      marker_radius=marker_radius)
+
+
+def _render_on(photo: Image.Image, sim_hw: Any, *, scale: str, value_range: Range | None, cmap: str,
+               opacity: float, upsample: UpsampleMode, marker_xy: tuple[float, float] | None,
+               pin_xy: tuple[float, float] | None, marker_radius: float | None) -> np.ndarray:
+    """:func:`render_overlay` on a photo already made by :func:`_photo_image`: views of one
+    photo (several layers) convert it once, not once per view."""
+    size_hw = (photo.height, photo.width)
     heat = _heat_image(np.asarray(sim_hw), size_hw, scale, value_range, cmap, upsample)
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must lie in [0, 1]; got {opacity}")
-    canvas = Image.blend(_photo_image(image, base), heat, float(opacity))
+    canvas = Image.blend(photo, heat, float(opacity))
     radius = marker_radius if marker_radius is not None else max(4.0, round(0.03 * min(size_hw)))
     draw = ImageDraw.Draw(canvas)
     for xy, color, ring_radius in ((pin_xy, MARKER_COLORS["pinned"], radius * PIN_RING_SCALE),

@@ -19,13 +19,17 @@ place" in layers of different resolution and in images of different sizes.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from .overlays import COLOR_SCALES, COLORMAPS, UPSAMPLE_MODES, render_overlay, shared_range
+from .overlays import (COLOR_SCALES, COLORMAPS, UPSAMPLE_MODES, _check_image, _photo_image, _render_on,
+                       render_overlay, shared_range)
 from .locations import channel_map, pixel_to_cell, reference_vector, region_reference
 from .metrics import describe_metric_choice, get_metric, similarity_map
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["OverlaySettings", "OverlayView", "VectorComparison", "layer_views", "image_views", "pair_views",
            "grid_view", "compare_vectors",
@@ -92,13 +96,20 @@ def _range(maps: Sequence[np.ndarray], settings: OverlaySettings) -> tuple[float
 
 def _render(display_hwc_u8: np.ndarray, map_hw: np.ndarray, settings: OverlaySettings,
             value_range: tuple[float, float] | None, marker: XY | None, pin: XY | None,
-            ref_cell: tuple[int, int] | None, note: str) -> OverlayView:
-    """Draw ``map_hw`` over the photo with the reference/pin rings (normalised points)."""
+            ref_cell: tuple[int, int] | None, note: str, photo: Image.Image | None = None) -> OverlayView:
+    """Draw ``map_hw`` over the photo with the reference/pin rings (normalised points).
+    ``photo``: ``display_hwc_u8`` already prepared by ``overlays._photo_image`` (views of
+    one photo share it)."""
     wh = (display_hwc_u8.shape[1], display_hwc_u8.shape[0])
-    image = render_overlay(display_hwc_u8, map_hw, scale=settings.scale, value_range=value_range,
-                           cmap=settings.cmap, opacity=settings.opacity, base=settings.base,
-                           upsample=settings.upsample, marker_xy=ref_to_px(marker, wh) if marker else None,
-                           pin_xy=ref_to_px(pin, wh) if pin else None)
+    marker_xy, pin_xy = ref_to_px(marker, wh) if marker else None, ref_to_px(pin, wh) if pin else None
+    if photo is None:
+        image = render_overlay(display_hwc_u8, map_hw, scale=settings.scale, value_range=value_range,
+                               cmap=settings.cmap, opacity=settings.opacity, base=settings.base,
+                               upsample=settings.upsample, marker_xy=marker_xy, pin_xy=pin_xy)
+    else:
+        image = _render_on(photo, map_hw, scale=settings.scale, value_range=value_range, cmap=settings.cmap,
+                           opacity=settings.opacity, upsample=settings.upsample, marker_xy=marker_xy,
+                           pin_xy=pin_xy, marker_radius=None)
     lo_hi = value_range or (float(map_hw.min()), float(map_hw.max()))
     return OverlayView(image, map_hw, lo_hi, ref_cell, note)
 
@@ -129,12 +140,13 @@ def layer_views(feats_by_layer: Mapping[str, np.ndarray], display_hwc_u8: np.nda
         maps[name] = similarity_map(feats_hwc, ref_c, settings.metric)
         notes[name] = describe_metric_choice(settings.metric, feats_hwc, ref_c)
     value_range = _range([m for name, m in maps.items() if name != channel_layer], settings)
+    photo = _photo_image(_check_image(display_hwc_u8), settings.base) if maps else None  # one photo, all layers
     views = {}
     for name, map_hw in maps.items():
         is_channel = name == channel_layer
         views[name] = _render(display_hwc_u8, map_hw, replace(settings, scale="adaptive") if is_channel else settings,
                               None if is_channel else value_range, ref_xy, pin_xy,
-                              reference_cell(ref_xy, map_hw.shape), notes[name])
+                              reference_cell(ref_xy, map_hw.shape), notes[name], photo)
     return views
 
 
@@ -224,9 +236,10 @@ def compare_vectors(feats_hwc: np.ndarray, ref_xy: XY, pin_xy: XY | None = None)
     """
     ref_c = reference_vector(feats_hwc, reference_cell(ref_xy, feats_hwc.shape[:2]))
     pin_c = reference_vector(feats_hwc, reference_cell(pin_xy, feats_hwc.shape[:2])) if pin_xy else None
-    rows = [{"channel": c, "value": float(v), "vector": "reference"} for c, v in enumerate(ref_c)]
+    # .tolist(): Python floats in one C call (iterating a numpy vector makes a scalar per element)
+    rows = [{"channel": c, "value": v, "vector": "reference"} for c, v in enumerate(ref_c.tolist())]
     cosine = None
     if pin_c is not None:
-        rows += [{"channel": c, "value": float(v), "vector": "pinned"} for c, v in enumerate(pin_c)]
+        rows += [{"channel": c, "value": v, "vector": "pinned"} for c, v in enumerate(pin_c.tolist())]
         cosine = float(similarity_map(ref_c[None, None], pin_c, "cosine")[0, 0])
     return VectorComparison(ref_c, pin_c, cosine, rows)

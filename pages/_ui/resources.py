@@ -1,4 +1,5 @@
-"""Shared, read-only resources of the whole server: models, scenarios, decoded images, image reports."""
+"""Shared, read-only resources of the whole server: models, scenarios, and (under one memory budget)
+decoded images and image reports."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import streamlit as st
 
 import featurelens as fl
 from featurelens.images import get_gallery_image, upload_to_image
+from featurelens.config import memory_budget_bytes
+from featurelens.hosting import ByteBudgetCache, release_freed_memory
 from featurelens.models import analyse_image
 from featurelens.scenarios import Scenario, load_scenarios
 
@@ -30,28 +33,41 @@ def scenario(scenario_id: str) -> Scenario:
     return get_scenarios()[scenario_id]
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
+@st.cache_resource(show_spinner=False)
+def server_memory() -> ByteBudgetCache:
+    """Decoded images and per-image reports of every session, under one byte budget
+    (``$FEATURELENS_MEMORY_MB``): a few huge uploads cannot grow the server without bound."""
+    return ByteBudgetCache(memory_budget_bytes())
+
+
 def load_gallery_image(image_id: str):
     """A decoded gallery photo, shared read-only (not copied per rerun)."""
-    return get_gallery_image(image_id).load()
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _decode_upload(digest: str, name: str, _data: bytes):
-    return upload_to_image(name, _data)
+    return server_memory().get_or_create(("gallery", image_id), lambda: get_gallery_image(image_id).load())
 
 
 def load_upload(upload) -> tuple[str, str, object]:
-    """An uploaded file → ``(image_key, caption, PIL image)``. The key holds a digest of the
-    content, so two different files with the same name never share cached features.
+    """An uploaded file → ``(image_key, caption, PIL image)``, downscaled right after decoding to
+    what the model and the views need. The key holds a digest of the content, so two different
+    files with the same name never share cached features.
     Raises :class:`ImageLoadError` for a file that is not a usable image."""
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()[:16]
-    return f"upload:{digest}", upload.name, _decode_upload(digest, upload.name, data)
+    memory, key = server_memory(), ("upload", digest)
+    image = memory.get(key)
+    if image is None:
+        image = upload_to_image(upload.name, data)
+        release_freed_memory()  # the full-size decode buffer, freed, would otherwise stay in this thread's heap
+        memory.put(key, image)
+    return f"upload:{digest}", upload.name, image
 
 
-@st.cache_resource(show_spinner="Running the model…", max_entries=64)
-def image_report(model_name: str, image_key: str, _image):
+def image_report(model_name: str, image_key: str, image):
     """Predictions and all layers' features of one image, computed once per (model, image) and
-    shared read-only (a resource: no copy of several MB per rerun, as ``cache_data`` would make)."""
-    return analyse_image(get_model(model_name), _image)
+    shared read-only while the server's memory budget allows."""
+    memory, key = server_memory(), ("report", model_name, image_key)
+    report = memory.get(key)
+    if report is None:
+        with st.spinner("Running the model…"):
+            report = analyse_image(get_model(model_name), image)
+        memory.put(key, report)
+    return report

@@ -19,6 +19,7 @@ from featurelens.config import dask_scheduler
 from featurelens.scenarios import load_recipes
 from featurelens.search import SearchResult, draw_window, load_features
 from pages._ui.resources import ROOT, get_model
+from pages._ui.shell import visitor_text
 
 CANVAS_PX = 448
 TOOLS = {"Free draw": "freedraw", "Rectangle": "rect"}
@@ -113,9 +114,22 @@ def caches_with(column: str, exclude_recipe: str) -> dict[str, FeatureCache]:
 
 
 @st.cache_resource(show_spinner="Loading the cache into memory…", max_entries=8)
-def cache_features(cache_where: str, layer: str, _cache: FeatureCache):
-    """The layer's ``(N, H, W, C)`` features held in memory once per server (searched many times)."""
+def _cache_features(cache_where: str, layer: str, _cache: FeatureCache):
     return load_features(_cache.features(layer), device="cpu")
+
+
+def cache_features(cache_where: str, layer: str, cache: FeatureCache):
+    """The layer's ``(N, H, W, C)`` features held in memory once per server (searched many times);
+    a damaged cache stops the page with its message (what is damaged, how to repair it)."""
+    return _or_stop(_cache_features, cache_where, layer, cache)
+
+
+def _or_stop(read, *args):
+    try:
+        return read(*args)
+    except CacheError as exc:
+        st.error(visitor_text(str(exc)))
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False)
@@ -145,7 +159,7 @@ def _jpeg_data_url(image_key: str, _image: Image.Image) -> str:
 
 def thumbnail(cache: FeatureCache, index: int, width_height: tuple[int, int] | None = None) -> Image.Image:
     """The cache's thumbnail of image ``index``, restored to the image's own aspect ratio."""
-    thumb = Image.fromarray(_thumbnails(str(cache), cache)[index])
+    thumb = Image.fromarray(_or_stop(_thumbnails, str(cache), cache)[index])
     if width_height is None:
         return thumb
     w, h = width_height

@@ -5,12 +5,16 @@ from __future__ import annotations
 import streamlit as st
 
 import featurelens as fl
+from featurelens.config import DEFAULT_CACHE_CATALOG, caches_dir, data_roots, featurelens_home, hosted
+from featurelens.hosting import redact_paths
 from featurelens.models import WeightsCorruptError, WeightsUnavailableError
+from featurelens.models import MIRROR_ENV, known_download_bytes
 
 from .resources import get_model
 
 DEFAULT_MODEL = "efficientnet_lite0.in1k"
 MODEL_KEY, LAYER_KEY = "fl_model", "fl_layer"
+FAILED_KEY = "fl_model_failed"  # {model name: why it could not be loaded}, until the user tries again
 
 
 def ensure_app_shell() -> None:
@@ -24,37 +28,112 @@ def ensure_app_shell() -> None:
         st.rerun()
 
 
+def _download_size(name: str) -> str:
+    """``" (≈103 MB)"`` when the size of the model's weights file is known, else ``""``."""
+    size = known_download_bytes(fl.get_spec(name).weights_source)
+    return f" (≈{size / 1e6:.0f} MB)" if size else ""
+
+
 def _model_label(name: str) -> str:
-    return name if fl.weights_available(name) else f"{name} (needs download)"
+    """Offline models (listed first) by name; the others say that they download, and how much."""
+    return name if fl.weights_available(name) else f"{name} — download{_download_size(name)}"
+
+
+def _forget_failures() -> None:
+    """A new choice, or "Try again", tries the download again."""
+    st.session_state[FAILED_KEY] = {}
+
+
+def _use_offline_model() -> None:
+    st.session_state[MODEL_KEY] = DEFAULT_MODEL
+    _forget_failures()
 
 
 def shared_sidebar() -> None:
-    """Model and layer pickers plus the device, kept in ``st.session_state`` across pages."""
-    names = fl.list_models()
+    """Model and layer pickers plus the device, kept in ``st.session_state`` across pages. When the
+    chosen model cannot be loaded, one message at the top of the page says why and how to get it,
+    and every page goes on with the offline default model."""
+    names = fl.list_models()  # offline models first
     st.session_state.setdefault(MODEL_KEY, DEFAULT_MODEL)
     with st.sidebar:
         st.markdown("### Model")
-        st.selectbox("Model", names, key=MODEL_KEY, format_func=_model_label,
-                     help="Offline models have their weights installed; others download once.")
+        st.selectbox("Model", names, key=MODEL_KEY, format_func=_model_label, on_change=_forget_failures,
+                     help="Models without a note work offline. The others download their weights once; "
+                          f"without internet, a classroom server named in {MIRROR_ENV} can serve them.")
         model = current_model()
-        if model is None:
-            return
-        layer_names = [layer.name for layer in model.layers]
-        if st.session_state.get(LAYER_KEY) not in layer_names:
-            st.session_state[LAYER_KEY] = model.spec.default_layers[-1]
-        st.selectbox("Layer", layer_names, key=LAYER_KEY, format_func=model.layer_label,
-                     help="Deeper layers: coarser grid, more channels, more abstract features.")
-        st.caption(f"{model.spec.description}  \nDevice: **{model.device}** · input {model.input_hw[1]}×{model.input_hw[0]} px")
+        if model is not None:
+            _layer_picker(model)
+    _show_model_problem()
+
+
+def _layer_picker(model: fl.FeatureModel) -> None:
+    layer_names = [layer.name for layer in model.layers]
+    if st.session_state.get(LAYER_KEY) not in layer_names:
+        st.session_state[LAYER_KEY] = model.spec.default_layers[-1]
+    st.selectbox("Layer", layer_names, key=LAYER_KEY, format_func=model.layer_label,
+                 help="Deeper layers: coarser grid, more channels, more abstract features.")
+    st.caption(f"{model.spec.description}  \nDevice: **{model.device}** · input {model.input_hw[1]}×{model.input_hw[0]} px")
+
+
+def _load(name: str) -> tuple[fl.FeatureModel | None, str | None]:
+    """The model, or None and the sentence why not. A failure is remembered for the session, so
+    reruns do not wait on the network again; a new choice or "Try again" forgets it."""
+    failed = st.session_state.setdefault(FAILED_KEY, {})
+    if name in failed:
+        return None, failed[name]
+    try:
+        return get_model(name), None
+    except (WeightsUnavailableError, WeightsCorruptError) as exc:
+        failed[name] = _why_not(name, exc)
+        return None, failed[name]
+
+
+def _why_not(name: str, exc: WeightsUnavailableError | WeightsCorruptError) -> str:
+    """One message for people: what is missing, why, how to get it; never a raw network error."""
+    if isinstance(exc, WeightsUnavailableError) and exc.reason:
+        text = (f"**{name}** is not on this machine: its weights{_download_size(name)} could not be "
+                f"downloaded, because {exc.reason}. {exc.remedy}")
+    else:
+        text = f"**{name}** could not be loaded: {exc}"
+    return visitor_text(text)
+
+
+def _show_model_problem() -> None:
+    """The one message about a model that could not be loaded, at the top of the page."""
+    name = st.session_state.get(MODEL_KEY, DEFAULT_MODEL)
+    problem = st.session_state.get(FAILED_KEY, {}).get(name)
+    if problem is None:
+        return
+    fallback_problem = st.session_state[FAILED_KEY].get(DEFAULT_MODEL)
+    if fallback_problem is not None:  # nothing to fall back on: the pages stop
+        st.error(problem if name == DEFAULT_MODEL else f"{problem}  \n{fallback_problem}", icon=":material/error:")
+        return
+    st.error(f"{problem} Meanwhile every page uses **{DEFAULT_MODEL}**, which works offline.",
+             icon=":material/cloud_off:")
+    use, retry, _ = st.columns([2, 2, 3])
+    use.button(f"Use {DEFAULT_MODEL}", key="fl_use_offline", on_click=_use_offline_model, width="stretch")
+    retry.button("Try the download again", key="fl_retry_download", on_click=_forget_failures, width="stretch")
 
 
 def current_model() -> fl.FeatureModel | None:
-    """The sidebar's model, or None after showing the user why it could not be loaded."""
+    """The model the pages use: the sidebar's choice, or the offline default while the choice
+    cannot be loaded (``shared_sidebar`` says why, once, at the top of the page); None only when
+    the default cannot be loaded either."""
     name = st.session_state.get(MODEL_KEY, DEFAULT_MODEL)
-    try:
-        return get_model(name)
-    except (WeightsUnavailableError, WeightsCorruptError) as exc:
-        st.error(f"**{name}** could not be loaded. {exc}")
-        return None
+    model, _ = _load(name)
+    if model is None and name != DEFAULT_MODEL:
+        model, _ = _load(DEFAULT_MODEL)
+    return model
+
+
+def visitor_text(text: str) -> str:
+    """``text`` as a visitor may see it: in hosted mode, the server's folders are replaced by names
+    (``caches/lab1.zarr``, ``app/…``)."""
+    if not hosted():
+        return text
+    labels = {caches_dir(): "caches", featurelens_home(): "featurelens-home", DEFAULT_CACHE_CATALOG.parents[1]: "app"}
+    labels |= {root: root.name for root in data_roots()}
+    return redact_paths(text, labels)
 
 
 def current_layer(model: fl.FeatureModel) -> str:

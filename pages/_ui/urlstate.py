@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
-from featurelens.similarity import ViewState, from_query, to_query
+from featurelens.similarity import ViewState, from_query, to_query, Bounds
+
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 
 
-def load_view_from_url(prefix: str, defaults: ViewState, valid_images, valid_layers, *,
-                       max_images: int | None = None, max_layers: int | None = None) -> ViewState | None:
-    """On a session's first run of a page, read the shared link's view: the overlay settings go
-    straight into the widgets' state; the view is returned for the page to apply the rest.
-    None when there is nothing to restore (not the first run, or a link without a view)."""
+def _plain(text: str) -> str:
+    """``text`` with Markdown escaped: a link's values are shown, never rendered as links or images."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def load_view_from_url(prefix: str, defaults: ViewState, bounds: Bounds) -> ViewState | None:
+    """On a session's first run of a page, read the shared link's view, checked against the
+    page's ``bounds``: one warning per ignored value, the address bar rewritten to the values
+    kept, the overlay settings put straight into the widgets' state; the view is returned for
+    the page to apply the rest. None when there is nothing to restore (not the first run, or
+    a link without a view)."""
     if st.session_state.get(f"{prefix}__url_loaded"):
         return None
     st.session_state[f"{prefix}__url_loaded"] = True
-    state, warnings = from_query(st.query_params.to_dict(), defaults, valid_images=valid_images,
-                                 valid_layers=valid_layers, max_images=max_images, max_layers=max_layers)
+    params = {key: st.query_params.get_all(key) for key in st.query_params}
+    state, warnings = from_query(params, defaults, bounds)
     for warning in warnings:
-        st.warning(f"Shared link: {warning}.")
+        st.warning(_plain(f"Shared link: {warning}."))
+    if params:
+        save_view_to_url(state)
     if state == defaults:
         return None
     for field_name, value in state.settings.__dict__.items():
@@ -29,5 +41,5 @@ def load_view_from_url(prefix: str, defaults: ViewState, valid_images, valid_lay
 def save_view_to_url(state: ViewState) -> None:
     """Mirror the view into the address bar, so copying the URL shares exactly this view."""
     query = to_query(state)
-    if st.query_params.to_dict() != query:
+    if {key: st.query_params.get_all(key) for key in st.query_params} != {k: [v] for k, v in query.items()}:
         st.query_params.from_dict(query)

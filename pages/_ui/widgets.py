@@ -10,6 +10,7 @@ from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MO
 
 import featurelens as fl
 
+from .clickable_image import last_click
 from .resources import load_gallery_image, load_upload
 
 
@@ -48,21 +49,18 @@ def image_picker(key: str, default_id: str = "chelsea"):
 
 
 def consume_click(key: str) -> tuple[float, float] | None:
-    """A new click on the ``streamlit_image_coordinates`` widget ``key`` as normalised ``(x, y)``,
-    or None if there is none since the last call. Read before drawing, so the views drawn in
-    this run already show the new reference."""
-    value = st.session_state.get(key)
-    if not value or not value.get("width") or not value.get("height"):
+    """A new click on the :func:`~pages._ui.clickable_image.clickable_image` ``key`` as
+    normalised ``(x, y)``, or None if there is none since the last call. Read before drawing,
+    so the views drawn in this run already show the new reference."""
+    click = last_click(key)
+    if click is None:
         return None
-    stamp = value.get("unix_time")
     seen_key = f"{key}__seen"
-    if stamp is not None and st.session_state.get(seen_key) == stamp:
+    if st.session_state.get(seen_key) == click.stamp:
         return None
-    st.session_state[seen_key] = stamp
+    st.session_state[seen_key] = click.stamp
     # rounded as the shared link writes it, so a link reproduces this view pixel for pixel
-    x = round(min(max(value["x"] / value["width"], 0.0), 1.0), 4)
-    y = round(min(max(value["y"] / value["height"], 0.0), 1.0), 4)
-    return (x, y)
+    return (round(click.x, 4), round(click.y, 4))
 
 
 def overlay_controls(prefix: str, defaults: OverlaySettings) -> OverlaySettings:

@@ -93,12 +93,16 @@ def _health_ok(base_url: str) -> bool:
         return False
 
 
+SERVER_PIDS: dict[str, int] = {}
+"""Process id of each running :func:`streamlit_server`, by base URL (to measure its memory)."""
+
+
 @contextlib.contextmanager
-def streamlit_server(timeout_s: float = SERVER_START_TIMEOUT_S):
+def streamlit_server(timeout_s: float = SERVER_START_TIMEOUT_S, env: dict[str, str] | None = None):
     """Run ``streamlit run app.py`` from the repo root on a free port; yield its base URL.
 
-    Fails (with the server's stderr tail) if it exits early or is not healthy within
-    ``timeout_s``; terminates it on exit.
+    ``env`` adds environment variables for the server. Fails (with the server's stderr tail)
+    if it exits early or is not healthy within ``timeout_s``; terminates it on exit.
     """
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -108,9 +112,10 @@ def streamlit_server(timeout_s: float = SERVER_START_TIMEOUT_S):
            "--server.headless", "true", "--server.port", str(port),
            "--server.address", "127.0.0.1",
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=err, env=server_env)
+    SERVER_PIDS[base_url] = proc.pid
 
     def logs() -> str:
         return (f"command: {' '.join(cmd)}\nstderr tail:\n{_tail(stderr_path)}\n"
@@ -128,6 +133,7 @@ def streamlit_server(timeout_s: float = SERVER_START_TIMEOUT_S):
             time.sleep(0.25)
         yield base_url
     finally:
+        SERVER_PIDS.pop(base_url, None)
         if proc.poll() is None:
             proc.terminate()  # a graceful stop takes ~5 s with the model loaded; no need
             try:

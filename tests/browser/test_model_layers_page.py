@@ -10,14 +10,14 @@ import re
 
 import pytest
 from browser_helpers import assert_no_exception, main_area, open_page, screenshot, streamlit_server, wait_for_app
-from playwright.sync_api import Frame, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from featurelens.similarity import MontageLayout
 from featurelens.images import get_gallery_image
 
 # Mirrors pages/model_layers.py: N_CHANNELS, TILE_PX, COLS = 16, 96, 4 (gap 4 px).
 LAYOUT = MontageLayout(n_tiles=16, cols=4, tile_px=96)
-MONTAGE_IFRAME = 'iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]'
+MONTAGE = '[data-testid="stMain"] img.fl-click-image'  # the one clickable image (in a shadow root)
 TILES_CAPTION = re.compile(r"^Tiles, left to right, top to bottom: channels ")
 RERUN_TIMEOUT_MS = 60_000  # a new image runs the model on CPU
 
@@ -32,26 +32,20 @@ def _tile_channels(page: Page) -> list[int]:
     return [int(c) for c in TILES_CAPTION.sub("", caption.inner_text().strip()).split(",")]
 
 
-def _montage_frame(page: Page) -> Frame:
-    """The channel grid's iframe, once its montage image has loaded and the iframe has
-    been sized to it (the component sets both in the image's onload handler)."""
-    iframe = _main(page).locator(MONTAGE_IFRAME)
-    expect(iframe).to_be_visible()
-    frame = iframe.element_handle().content_frame()
-    assert frame is not None
-    frame.wait_for_function("() => { const i = document.getElementById('image');"
-                            " return i && i.complete && i.naturalWidth > 0 && i.width > 0; }")
-    page.wait_for_function(
-        "([sel]) => { const f = document.querySelector(sel);"
-        " return f && f.getBoundingClientRect().height > 100; }",
-        arg=[f'[data-testid="stMain"] {MONTAGE_IFRAME}'])
-    return frame
+def _montage(page: Page) -> Locator:
+    """The channel grid's image, once it has loaded and is laid out at its column's width."""
+    image = page.locator(MONTAGE)
+    expect(image).to_be_visible()
+    image.evaluate("i => new Promise(done => { const ok = () => i.complete && i.naturalWidth > 0"
+                   " && i.getBoundingClientRect().height > 100;"
+                   " const poll = () => ok() ? done() : setTimeout(poll, 50); poll(); })")
+    return image
 
 
 def _click_tile(page: Page, index: int) -> None:
-    """Click the centre of montage tile ``index`` inside the component's iframe; the montage
-    is stretched to its column, so montage pixels are scaled to displayed pixels."""
-    image = _montage_frame(page).locator("img#image")
+    """Click the centre of montage tile ``index``; the montage is stretched to its column, so
+    montage pixels are scaled to displayed pixels."""
+    image = _montage(page)
     shown_w = image.evaluate("i => i.width")
     scale = shown_w / LAYOUT.size_wh[0]
     x, y = LAYOUT.tile_origin(index)
@@ -116,14 +110,14 @@ def test_model_layers_coffee_top5_and_channel_grid_click(page: Page, app_url: st
     assert max(bars, key=bars.get) == "espresso", bars
     expect(chart.locator("svg text", has_text=re.compile(r"^espresso$"))).to_be_visible()
 
-    # The channel grid: the component iframe holds the whole montage, stretched to its column.
-    frame = _montage_frame(page)
-    natural_w, natural_h, shown_w, shown_h = frame.locator("img#image").evaluate(
+    # The channel grid: the whole montage, stretched to its column.
+    montage = _montage(page)
+    natural_w, natural_h, shown_w, shown_h = montage.evaluate(
         "i => [i.naturalWidth, i.naturalHeight, i.width, i.height]")
     assert (natural_w, natural_h) == LAYOUT.size_wh
     assert shown_w >= 300 and abs(shown_h / shown_w - natural_h / natural_w) < 0.02, (shown_w, shown_h)
-    box = main.locator(MONTAGE_IFRAME).bounding_box()
-    assert box and box["width"] >= shown_w - 1, f"montage cropped by its column: {box}"
+    box = main.locator(".stBidiComponent").bounding_box()  # the element, in the page's own DOM
+    assert box and box["width"] >= shown_w - 1 and box["height"] >= shown_h - 1, f"montage cropped: {box}"
 
     # Clicking the second tile selects the second channel of the caption.
     channels = _tile_channels(page)

@@ -1,9 +1,10 @@
 """The overlay pages, "Layer hierarchy" and "Compare images", driven in headless Chromium.
 
-Every overlay view is a ``streamlit_image_coordinates`` component: an ``<img id="image">``
-inside a same-origin iframe whose ``src`` is a JPEG data URL. A click there reports the
-point in displayed pixels; the page turns it into a normalised reference point, redraws
-all views (white ring = reference) and writes the view into the URL's query string.
+Every overlay view is a ``pages/_ui/clickable_image.py`` element (Streamlit Components v2,
+inline in the page): an ``<img class="fl-click-image">`` in the element's open shadow root,
+whose ``src`` is a JPEG data URL. A click there reports the point normalised by the shown
+size; the page redraws all views (white ring = reference) and writes the view into the
+URL's query string.
 
 The tests check the views' pixels, not only that they changed: the data URLs are decoded
 and the white ring is located (it is the only near-white thing an overlay can contain at
@@ -33,16 +34,16 @@ from featurelens.images import load_image
 from featurelens.similarity import PIN_RING_SCALE, draw_ring, base_image, colormap_lut, upsample_map
 from featurelens.images import display_image
 
-IFRAME = 'iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]'
-VIEWS = f'[data-testid="stMain"] {IFRAME}'
+VIEWS = '[data-testid="stMain"] img.fl-click-image'  # Playwright's CSS locators enter shadow roots
 RERUN_TIMEOUT_MS = 60_000  # a new image set runs the model on CPU
 GRIDS = {"stage2": 56, "stage3": 28, "stage5": 14, "stage7": 7}  # efficientnet_lite0 at 224 px
 LAYER_CAPTION = re.compile(r"^stage (\d+) · (\d+)×(\d+)×\d+ · reference cell \(row (\d+), col (\d+)\)")
 
-# Each view's <img> src, or null while the component has not loaded an image yet.
-_SRCS_JS = """(sel) => [...document.querySelectorAll(sel)].map(f => {
-    const img = f.contentDocument && f.contentDocument.getElementById('image');
-    return img && img.complete && img.naturalWidth > 0 && img.width > 0 ? img.src : null; })"""
+# Each view's <img> src, or null while it has not loaded and laid out an image. The views sit
+# in shadow roots (one per element), which document.querySelectorAll does not enter.
+_SRCS_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] [data-testid="stBidiComponentIsolated"]')]
+    .map(host => host.shadowRoot && host.shadowRoot.querySelector('img.fl-click-image')).filter(Boolean)
+    .map(img => img.complete && img.naturalWidth > 0 && img.width > 0 && img.height > 0 ? img.src : null)"""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -51,30 +52,29 @@ _main, _open = main_area, open_page
 
 
 def _view_srcs(page: Page) -> list[str | None]:
-    return page.evaluate(_SRCS_JS, VIEWS)
+    return page.evaluate(_SRCS_JS)
 
 
 def _wait_views(page: Page, n: int) -> list[str]:
     """Wait for exactly ``n`` overlay views with loaded images; their srcs."""
-    page.wait_for_function(f"(sel) => {{ const s = ({_SRCS_JS})(sel); return s.length === {n} && s.every(Boolean); }}",
-                           arg=VIEWS, timeout=RERUN_TIMEOUT_MS)
+    page.wait_for_function(f"() => {{ const s = ({_SRCS_JS})(); return s.length === {n} && s.every(Boolean); }}",
+                           timeout=RERUN_TIMEOUT_MS)
     return _view_srcs(page)
 
 
 def _wait_all_changed(page: Page, before: list[str]) -> list[str]:
     """Wait until every view shows a different image than in ``before``, then for the app."""
     page.wait_for_function(
-        f"([sel, before]) => {{ const s = ({_SRCS_JS})(sel); return s.length === before.length"
+        f"(before) => {{ const s = ({_SRCS_JS})(); return s.length === before.length"
         " && s.every((src, i) => src && src !== before[i]); }",
-        arg=[VIEWS, before], timeout=RERUN_TIMEOUT_MS)
+        arg=before, timeout=RERUN_TIMEOUT_MS)
     wait_for_app(page)
     assert_no_exception(page)
     return _wait_views(page, len(before))
 
 
 def _view_img(page: Page, index: int) -> Locator:
-    frame = page.locator(VIEWS).nth(index).content_frame
-    return frame.locator("img#image")
+    return page.locator(VIEWS).nth(index)
 
 
 def _click_view(page: Page, index: int, fx: float, fy: float) -> tuple[float, float]:
@@ -406,7 +406,7 @@ def test_layer_hierarchy_shared_link_restores_channel_view(page: Page, app_url: 
     _open(page, f"{app_url}/layer_hierarchy?images=chelsea&layers=stage2,stage7&channel=5")
     _wait_views(page, 2)
     expect(_main(page).get_by_role("spinbutton", name=re.compile("^Channel view"))).to_have_value("5")
-    assert _query(page).get("channel") == "5"
+    assert _query(page).get("channel") == "stage7:5"  # an old bare channel is rewritten with its layer
     expect(_main(page).get_by_text(re.compile(r"^stage 7 · 7×7×320 · .*channel view$"))).to_be_visible(
         timeout=3_000)
 
@@ -512,4 +512,4 @@ def test_layer_hierarchy_clicking_a_bar_shows_that_channel(page: Page, app_url: 
     after = _wait_views(page, 2)
     assert after[1] != before[1] and after[0] == before[0], "only the chart layer's view switches to the channel"
     expect(main.get_by_text(re.compile(r"^stage 3 · 28×28×40 · .*channel view$"))).to_be_visible()
-    _wait_query(page, "channel", lambda v: v == "7", "channel=7")
+    _wait_query(page, "channel", lambda v: v == "stage3:7", "channel=stage3:7")

@@ -1,0 +1,207 @@
+"""Links never crash: every hand-edited or hostile link value on the overlay pages gives no
+exception, exactly one warning naming the value, and an address bar that holds only valid
+values — the ones the page shows. Widgets never raise Streamlit min/max errors when session
+state holds an out-of-range value."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from featurelens.images import bundled_gallery
+from featurelens.models import get_spec
+from featurelens.similarity import ViewState, from_query
+from featurelens.similarity.viewstate import Bounds
+
+from test_app import ROOT, _navigation_app, _run  # noqa: F401  (the fixture applies to this module too)
+
+SPEC = get_spec("efficientnet_lite0")
+CHANNELS = {layer.name: layer.channels for layer in SPEC.layers}
+ORDER = list(CHANNELS)
+GALLERY = {g.id for g in bundled_gallery()}
+# What each page shows, as the pages build their Bounds: a link the page wrote must read back cleanly.
+BOUNDS = {
+    "layer_hierarchy": Bounds(images=GALLERY, channels=CHANNELS, max_images=1, max_layers=5,
+                              hidden=("mode", "parts", "part")),
+    "compare_images": Bounds(images=GALLERY, channels=CHANNELS, min_images=2, max_images=8, max_layers=1,
+                             parts=(2, 10), modes=("all", "pair", "parts"), hidden=("pin", "channel")),
+}
+LONG = "x" * 10_000
+
+# (params, text the one warning must contain) — on both overlay pages.
+BOTH = [
+    ({"channel": "99999"}, "channel='99999'"),
+    ({"channel": "-1"}, "channel='-1'"),
+    ({"channel": "１２"}, "channel='１２'"),
+    ({"layers": "stage2,stage2,stage2"}, "repeated layer stage2"),
+    ({"mode": "parts", "parts": "50"}, "parts='50'"),
+    ({"mode": "parts", "parts": "1"}, "parts='1'"),
+    ({"images": "chelsea,chelsea"}, "repeated image chelsea"),
+    ({"ref": "2,2"}, "ref='2,2'"),
+    ({"ref_image": "9"}, "ref_image='9'"),
+    ({"pin": "7:0.1,0.1"}, "pin='7:0.1,0.1'"),
+    ({"opacity": "5"}, "opacity='5'"),
+    ({"opacity": "nan"}, "opacity='nan'"),
+    ({"metric": "evil"}, "metric='evil'"),
+    ({"part": "99"}, "part='99'"),
+    ({"ref": "<script>alert(1)</script>"}, "ref='<script>alert(1)</script>'"),
+    ({"cmap": "[click](http://evil.example) ![x](http://evil.example/x.png) $x^2$"}, "cmap='[click](http://evil"),
+    ({"layers": "ステージ💥"}, "layers='ステージ💥'"),
+    ({"base": "\x00\n\t"}, r"base='\x00\n\t'"),
+    ({"images": LONG}, f"images='{'x' * 40}…'"),
+    ({"layers": "stage3," * 2000}, "repeated layer stage3"),
+    ({"metric": ["dot", "angular"]}, "metric appears 2 times in the link: ignored 'dot', used the last ('angular')"),
+    ({"upsample": ["nearest", "evil"]}, "upsample='evil'"),
+    ({"nosuch": "1", "utm_source": "newsletter"}, "unknown parameter nosuch"),
+]
+ONLY = {
+    "layer_hierarchy": [
+        ({"layers": "stem,stage1", "channel": "31"}, "channel='31' from the link: layer stage1 has channels 0..15"),
+        ({"layers": "stem,stage1", "channel": "stage7:3"}, "channel='stage7:3'"),
+        ({"channel": ["stage7:3", "stage7:4"]}, "ignored 'stage7:3', used the last ('stage7:4')"),
+    ],
+    "compare_images": [
+        ({"mode": "parts", "part": "99"}, "part='99'"),
+        ({"mode": "parts", "parts": "3", "part": "3"}, "part='3'"),
+        ({"mode": "evil"}, "mode='evil'"),
+        ({"images": "chelsea,coffee,chelsea,nosuch"}, "images='chelsea,coffee,chelsea,nosuch'"),
+        ({"layers": "stage2,stage5"}, "stage5; this page shows at most 1"),
+    ],
+}
+CASES = [pytest.param(page, params, named, id=f"{page}-{n}")
+         for page in BOUNDS for n, (params, named) in enumerate(BOTH + ONLY[page])]
+
+
+def _open(page: str, params: dict) -> AppTest:
+    """The app opened on ``page`` from a link with ``params`` (a list value repeats the parameter)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page(f"pages/{page}.py")
+    at.query_params.update(params)
+    at.run()
+    return at
+
+
+def _warnings(at: AppTest) -> list[str]:
+    """The warnings' text with the page's Markdown escapes removed."""
+    return [re.sub(r"\\(.)", r"\1", w.value, flags=re.DOTALL) for w in at.warning]
+
+
+def _xy(xy) -> str:
+    return f"{xy[0]:.4f},{xy[1]:.4f}"
+
+
+def _assert_settings_shown(at: AppTest, prefix: str, query: dict) -> None:
+    shown = {"metric": at.selectbox(key=f"{prefix}_metric").value, "scale": at.radio(key=f"{prefix}_scale").value,
+             "cmap": at.selectbox(key=f"{prefix}_cmap").value,
+             "opacity": f"{at.slider(key=f'{prefix}_opacity').value:.2f}",
+             "base": at.radio(key=f"{prefix}_base").value, "upsample": at.radio(key=f"{prefix}_upsample").value}
+    assert {key: query[key] for key in shown} == shown
+
+
+def _assert_link_is_the_view(at: AppTest, page: str) -> None:
+    """The address bar reads back without a warning and names exactly what the page shows."""
+    query = dict(at.query_params)
+    assert all(isinstance(v, str) for v in query.values()), query  # no repeated parameter
+    assert from_query(query, ViewState(), BOUNDS[page])[1] == []
+    if page == "layer_hierarchy":
+        assert query["images"] == at.selectbox(key="lh_gallery").value
+        assert query["layers"].split(",") == sorted(at.multiselect(key="lh_layers").value, key=ORDER.index)
+        assert query["ref"] == _xy(at.session_state["lh_ref"]) and query["ref_image"] == "0"
+        assert "pin" not in query
+        _assert_settings_shown(at, "lh", query)
+        channel = at.number_input(key="lh_channel").value
+        shown = None if channel is None else f"{at.selectbox(key='lh_chart_layer').value}:{channel}"
+        assert query.get("channel") == shown
+    else:
+        assert query["images"].split(",") == at.multiselect(key="cmp_images").value
+        assert query["layers"] == at.selectbox(key="cmp_layer").value
+        assert query["mode"] == at.radio(key="cmp_mode").value
+        ref_image, ref = at.session_state["cmp_ref"]
+        assert query["ref"] == _xy(ref) and int(query["ref_image"]) < len(query["images"].split(","))
+        if query["mode"] == "parts":
+            assert query["parts"] == str(at.slider(key="cmp_k").value)
+            part = at.radio(key="cmp_part").value
+            assert query.get("part") == (None if part is None else str(part))
+        else:
+            assert "parts" not in query and "part" not in query
+            _assert_settings_shown(at, "cmp", query)
+
+
+@pytest.mark.parametrize("page, params, named", CASES)
+def test_a_bad_link_value_gives_one_warning_and_a_clean_address_bar(page, params, named):
+    at = _open(page, params)
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = _warnings(at)
+    assert len(warnings) == 1 and named in warnings[0], warnings
+    _assert_link_is_the_view(at, page)
+
+
+def test_link_warnings_show_markdown_as_text():
+    at = _open("layer_hierarchy", {"cmap": "[click](http://evil.example) ![x](http://evil.example/x.png)"})
+    body = at.warning[0].value
+    assert "\\[click\\]\\(http\\:" in body and "\\!\\[x\\]" in body
+
+
+def test_a_channel_link_the_page_wrote_reopens_on_its_layer():
+    """The issue's link: channel 31 typed for the stem layer's feature vector."""
+    at = _open("layer_hierarchy", {"images": "chelsea", "layers": "stem,stage1,stage7", "channel": "stem:31"})
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="lh_chart_layer").value == "stem" and at.number_input(key="lh_channel").value == 31
+    assert at.query_params["channel"] == "stem:31"
+    assert any("channel view" in c.value and c.value.startswith("**stem") for c in at.caption)
+
+
+def test_an_old_bare_channel_link_is_read_for_the_deepest_layer_and_rewritten():
+    at = _open("layer_hierarchy", {"images": "chelsea", "layers": "stage2,stage7", "channel": "5"})
+    assert not at.exception and not at.warning
+    assert at.number_input(key="lh_channel").value == 5 and at.query_params["channel"] == "stage7:5"
+    _assert_link_is_the_view(at, "layer_hierarchy")
+
+
+def test_a_channel_of_another_layer_turns_the_channel_view_off():
+    at = _open("layer_hierarchy", {"images": "chelsea", "layers": "stage2,stage7", "channel": "stage7:300"})
+    at.selectbox(key="lh_chart_layer").set_value("stage2").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="lh_channel").value is None and "channel" not in at.query_params
+    _assert_link_is_the_view(at, "layer_hierarchy")
+
+
+@pytest.mark.parametrize("value", [99999, -1, None, 3.5])
+def test_model_layers_channel_picker_survives_any_session_value(value):
+    """A value left in the session (another page, another model) reaches the picker unchecked."""
+    at = _run("home")
+    at.session_state["ml_channel"] = value
+    at.switch_page("pages/model_layers.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert 0 <= at.number_input(key="ml_channel").value < 320
+
+
+def test_model_layers_channel_of_a_deep_layer_resets_on_a_shallow_one():
+    at = _run("model_layers")
+    at.sidebar.selectbox(key="fl_layer").set_value("stage7").run()
+    at.number_input(key="ml_channel").set_value(300).run()
+    at.sidebar.selectbox(key="fl_layer").set_value("stem").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert 0 <= at.number_input(key="ml_channel").value < 32
+
+
+@pytest.mark.parametrize("k", [50, 1, 0, None])
+def test_nmf_parts_widget_survives_any_session_value(k):
+    """The issue's "also later when the user picks NMF parts": the slider meets the session's value."""
+    at = _open("compare_images", {"mode": "all"})
+    at.session_state["cmp_k"] = k
+    at.radio(key="cmp_mode").set_value("parts").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key="cmp_k").value == 4 and at.query_params["parts"] == "4"
+
+
+def test_fewer_nmf_parts_drop_a_highlighted_part_they_no_longer_have():
+    at = _open("compare_images", {"mode": "parts", "parts": "8", "part": "7"})
+    assert not at.exception and not at.warning and at.radio(key="cmp_part").value == 7
+    at.slider(key="cmp_k").set_value(3).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="cmp_part").value is None and "part" not in at.query_params
+    _assert_link_is_the_view(at, "compare_images")
