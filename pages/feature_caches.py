@@ -8,15 +8,21 @@ from pathlib import Path
 
 import streamlit as st
 
-from featurelens.caches import build_cache, Catalog, CacheError, image_metadata, install_cache, list_caches, load_catalog
+from featurelens.caches import build_cache, Catalog, CacheError, CacheMismatchError, image_metadata, install_cache, list_caches, load_catalog
 from featurelens.config import CACHE_CATALOG_ENV, cache_catalog, caches_dir, data_roots, hosted
 from featurelens.hosting import (JobBoard, JobRefused, UnsafePathError, cache_path, check_cache_name, inside_roots,
                                  label_tables, read_label_table)
 from featurelens.images import IMAGE_EXTENSIONS, GalleryError, bundled_gallery, folder_images, uploaded_images
 from featurelens.models import FeatureModel
-from pages._ui.shell import current_model, ensure_app_shell, visitor_text
+from pages._ui.shell import current_model, ensure_app_shell, plain, visitor_text
 
 MAX_UPLOADS = 200
+MAX_SKIPPED_SHOWN = 10
+HOSTED_PROBLEMS = {  # what a visitor reads about a cache that is not ready (no pids, hosts or commands)
+    "incomplete": "Its build has not finished (it may be running now).",
+    "damaged": "Part of its data is damaged; the server's operator can repair it.",
+    "unreadable": "It cannot be read as a FeatureLens cache.",
+}
 STATUS_ICONS = {"ready": ":material/check_circle:", "incomplete": ":material/pending:",
                 "damaged": ":material/warning:", "unreadable": ":material/block:"}
 SOURCES = {"gallery": "Bundled gallery", "upload": "Your images (upload)", "folder": "Image folder on this machine",
@@ -107,7 +113,7 @@ def build_section(model: FeatureModel, folder: Path) -> None:
     try:
         target = cache_path(folder, check_cache_name(name))
     except UnsafePathError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return
     st.caption(visitor_text(f"Model **{model.name}** (change it in the sidebar) · saved to `{target}` · an interrupted "
                      "build resumes when you press the button again with the same settings."))
@@ -146,16 +152,28 @@ def build_status(name: str, running: bool) -> None:
         if running:  # it finished since the last full run: refresh the list below too
             st.rerun(scope="app")
         if job.state == "failed":
-            st.error(visitor_text(str(job.error)) if isinstance(job.error, (CacheError, ValueError, OSError))
-                     else f"The build of “{name}” failed: {type(job.error).__name__}: {visitor_text(str(job.error))}")
+            st.error(plain(failure_text(name, job.error)))
             return
         cache = job.result
         st.success(f"Cache **{name}** is ready: {cache.n_images} images.")
         if cache.skipped:
-            st.warning(f"{len(cache.skipped)} images could not be read and were left out of search "
-                       "(see the load_error column).")
+            lines = [f"- {plain(image_id)}: {plain(visitor_text(reason))}"
+                     for image_id, reason in list(cache.skipped.items())[:MAX_SKIPPED_SHOWN]]
+            more = len(cache.skipped) - len(lines)
+            st.warning(f"{len(cache.skipped)} images could not be read and were left out of search:\n"
+                       + "\n".join(lines) + (f"\n- … and {more} more" if more > 0 else ""))
 
     status()
+
+
+def failure_text(name: str, error: BaseException) -> str:
+    """What a visitor reads when a build fails; in hosted mode a clash with another cache never
+    lists that cache's images (they may be another visitor's file names)."""
+    if isinstance(error, CacheMismatchError) and hosted():
+        return f"A different cache is already saved as “{name}”: choose another name."
+    if isinstance(error, (CacheError, ValueError, OSError)):
+        return visitor_text(str(error))
+    return f"The build of “{name}” failed: {type(error).__name__}: {visitor_text(str(error))}"
 
 
 def install_section(folder: Path) -> None:
@@ -210,7 +228,7 @@ def list_section(folder: Path) -> None:
     for entry in entries:
         with st.expander(f"{entry.name} — {entry.status}", icon=STATUS_ICONS[entry.status], expanded=not entry.ready):
             if entry.problem:
-                st.warning(visitor_text(entry.problem))
+                st.warning(HOSTED_PROBLEMS[entry.status] if hosted() else entry.problem)
             if entry.summary:
                 st.code(visitor_text(entry.summary), language=None)
 
@@ -222,8 +240,8 @@ st.markdown(
     "A **feature cache** stores a model's features for every image of a dataset, computed once, so "
     "dataset-wide work such as region search never has to run the network again. "
     "Each cache is a self-describing Zarr folder: it records the model, its weights, the "
-    "preprocessing and the layers, and refuses to be used with anything else. The command line "
-    "builds the same caches: `python -m featurelens cache build --help`."
+    "preprocessing and the layers, and refuses to be used with anything else."
+    + ("" if hosted() else " The command line builds the same caches: `python -m featurelens cache build --help`.")
 )
 caches_folder = caches_dir()
 current = current_model()

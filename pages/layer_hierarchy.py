@@ -66,6 +66,9 @@ with layer_col:
                             format_func=model.layer_label)
 if image is None:
     st.stop()
+if st.session_state.get(f"{P}_image_key", image_key) != image_key:
+    st.session_state[f"{P}_pin"] = None  # a pin marks a point of one photo; another photo drops it
+st.session_state[f"{P}_image_key"] = image_key
 if not layers:
     st.info("Pick at least one layer to compare; 3–5 from shallow to deep show the hierarchy best.")
     st.stop()

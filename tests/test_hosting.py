@@ -259,3 +259,51 @@ def test_memory_comes_back_after_twenty_huge_uploads_from_twenty_sessions():
                          timeout=600, check=True).stdout
     rss = json.loads(out.strip().splitlines()[-1])
     assert rss["after_mb"] - rss["idle_mb"] < budget_mb + 128, rss
+
+
+def test_hosted_name_errors_show_markdown_as_typed(hosted):
+    at = _run("feature_caches")
+    at.text_input(key="fc_name").set_value("[click](https://evil.example/) ![i](https://evil.example/x.png)").run()
+    assert not at.exception
+    message = " ".join(e.value for e in at.error)
+    assert "\\[click\\]\\(https" in message and "\\!\\[i\\]" in message  # escaped: shown, never rendered
+
+
+def test_hosted_name_clash_never_lists_the_other_caches_images(hosted):
+    at = _run("feature_caches")
+    at.radio(key="fc_source").set_value("roots").run()
+    at.multiselect(key="fc_layers").set_value(["stage7"])
+    at.text_input(key="fc_name").set_value("shared").run()
+    at.button[0].click().run()
+    _wait_for_build(at)
+    at.radio(key="fc_source").set_value("gallery").run()
+    at.multiselect(key="fc_layers").set_value(["stage7"])
+    at.text_input(key="fc_name").set_value("shared").run()
+    at.button[0].click().run()
+    for _ in range(240):
+        if at.error:
+            break
+        time.sleep(0.5)
+        at.run()
+    message = " ".join(e.value for e in at.error)
+    assert "A different cache is already saved as “shared”" in message, _texts(at)
+    assert "chelsea" not in message and "cats/" not in message
+
+
+def test_hosted_listing_names_no_process_or_command(hosted):
+    caches = hosted / "home" / "caches"
+    (caches / "half.zarr").mkdir(parents=True)  # a folder without zarr.json: what a build looks like at its start
+    at = _run("feature_caches")
+    assert not at.exception
+    text = " ".join(w.value for w in at.warning)
+    assert "cannot be read as a FeatureLens cache" in text
+    assert "pid" not in text and "python -m" not in text and str(hosted) not in text
+
+
+def test_a_pin_belongs_to_its_photo(monkeypatch, tmp_path):
+    monkeypatch.setenv("FEATURELENS_HOME", str(tmp_path))
+    at = _run("layer_hierarchy")
+    [b for b in at.button if b.label == "Pin reference"][0].click().run()
+    assert "pin" in at.query_params
+    at.selectbox(key="lh_gallery").set_value("coffee").run()
+    assert not at.exception and "pin" not in at.query_params

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 import featurelens as fl
@@ -124,6 +126,15 @@ def current_model() -> fl.FeatureModel | None:
     if model is None and name != DEFAULT_MODEL:
         model, _ = _load(DEFAULT_MODEL)
     return model
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
+def plain(text: str) -> str:
+    """``text`` with Markdown escaped, for values a visitor typed or a link carried: shown as
+    typed, never rendered as links, images or formatting."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def visitor_text(text: str) -> str:

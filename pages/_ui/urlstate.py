@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import re
 
 import streamlit as st
 
 from featurelens.similarity import ViewState, from_query, to_query, Bounds
 
-_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
-
-
-def _plain(text: str) -> str:
-    """``text`` with Markdown escaped: a link's values are shown, never rendered as links or images."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
+from .shell import plain
 
 def load_view_from_url(prefix: str, defaults: ViewState, bounds: Bounds) -> ViewState | None:
     """On a session's first run of a page, read the shared link's view, checked against the
@@ -28,7 +21,7 @@ def load_view_from_url(prefix: str, defaults: ViewState, bounds: Bounds) -> View
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     state, warnings = from_query(params, defaults, bounds)
     for warning in warnings:
-        st.warning(_plain(f"Shared link: {warning}."))
+        st.warning(plain(f"Shared link: {warning}."))
     if params:
         save_view_to_url(state)
     if state == defaults:
