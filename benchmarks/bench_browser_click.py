@@ -34,7 +34,7 @@ _VIEW_IMGS_JS = """() => [...document.querySelectorAll('[data-testid="stMain"] [
     .map(host => host.shadowRoot && host.shadowRoot.querySelector('img.fl-click-image')).filter(Boolean)"""
 
 
-def _browser_helpers():
+def browser_helpers():
     """The browser tests' conftest (server start, idle wait), loaded under its own name."""
     path = ROOT / "tests" / "browser" / "conftest.py"
     spec = importlib.util.spec_from_file_location("featurelens_browser_conftest", path)
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=20, help="clicks (and baseline toggles) to time")
     parser.add_argument("--warmup", type=int, default=2, help="untimed clicks and toggles first")
     args = parser.parse_args()
-    helpers = _browser_helpers()
+    helpers = browser_helpers()
     if not helpers.CHROMIUM.exists():
         sys.exit(f"needs Chromium at {helpers.CHROMIUM} (apt-get install chromium); never `playwright install`")
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import random
 import sys
@@ -58,6 +57,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+from benchmarks.bench_browser_click import browser_helpers
 from pages._ui.clickable_image import COMPONENT_NAME as VIEW_COMPONENT, unpack_payload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -353,16 +353,6 @@ async def run_load(ws_url: str, sessions: int, clicks: int, pace_s: float, timeo
     return Row(sessions, pace, stats, wall_s, rss.peak, rss.last, cpu)
 
 
-def _browser_helpers():
-    """The browser tests' conftest (server start), loaded under its own name."""
-    path = ROOT / "tests" / "browser" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("featurelens_browser_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # the conftest registers itself as ``browser_helpers``
-    spec.loader.exec_module(module)
-    return module
-
-
 def _server_pid(base_url: str) -> int | None:
     """The pid of the process listening on ``base_url``'s port."""
     port = urlsplit(base_url).port
@@ -400,7 +390,7 @@ def main() -> None:
             base_url, pid = args.url.rstrip("/"), args.server_pid
         else:
             env = dict(item.split("=", 1) for item in args.server_env)
-            base_url = stack.enter_context(_browser_helpers().streamlit_server(env=env or None))
+            base_url = stack.enter_context(browser_helpers().streamlit_server(env=env or None))
             pid = _server_pid(base_url)
         ws_url = base_url.replace("http", "ws", 1) + "/_stcore/stream"
         idle_mb = RssSampler(pid).rss_mb()

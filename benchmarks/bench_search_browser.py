@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from benchmarks.bench_browser_click import _browser_helpers
+from benchmarks.bench_browser_click import browser_helpers
 
 TARGET_P95_MS = 1000.0
 
@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=20)
     args = parser.parse_args()
-    helpers = _browser_helpers()
+    helpers = browser_helpers()
     from playwright.sync_api import sync_playwright
 
     photos = ["chelsea", "coffee", "astronaut", "rocket"]
