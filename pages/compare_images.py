@@ -11,7 +11,7 @@ from pages._ui.clickable_image import clickable_image
 from pages._ui.resources import image_report, load_gallery_image, load_upload, scenario
 from pages._ui.shell import current_model, ensure_app_shell
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
-from pages._ui.widgets import consume_click, overlay_controls, render_lesson
+from pages._ui.widgets import consume_click, overlay_controls, preset_buttons, render_lesson
 
 ensure_app_shell()
 
@@ -64,10 +64,7 @@ def _apply_preset(preset) -> None:
     st.session_state[f"{P}_mode"] = preset.extra.get("mode", "all")
 
 
-with st.container(border=True):
-    st.markdown("**Presets**")
-    for col, preset in zip(st.columns(len(SCENARIO.presets)), SCENARIO.presets):
-        col.button(preset.name, help=preset.note, on_click=_apply_preset, args=(preset,), width="stretch")
+preset_buttons(SCENARIO, P, _apply_preset)
 
 top = st.columns([3, 1.3, 1.7])
 image_ids = top[0].multiselect("Gallery images", list(gallery), key=f"{P}_images", max_selections=8,

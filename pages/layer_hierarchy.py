@@ -9,7 +9,8 @@ from pages._ui.clickable_image import clickable_image
 from pages._ui.resources import image_report, scenario
 from pages._ui.shell import current_model, ensure_app_shell
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
-from pages._ui.widgets import consume_chart_pick, consume_click, grid_caption, image_picker, overlay_controls, render_lesson
+from pages._ui.widgets import (consume_chart_pick, consume_click, grid_caption, image_picker, overlay_controls, preset_buttons,
+                              render_lesson)
 
 ensure_app_shell()
 
@@ -52,11 +53,7 @@ def _apply_preset(preset) -> None:
     st.session_state[f"{P}_channel"] = None
 
 
-with st.container(border=True):
-    st.markdown("**Presets** — classic findings, one click each")
-    cols = st.columns(len(SCENARIO.presets))
-    for col, preset in zip(cols, SCENARIO.presets):
-        col.button(preset.name, help=preset.note, on_click=_apply_preset, args=(preset,), width="stretch")
+preset_buttons(SCENARIO, P, _apply_preset, "**Presets** — classic findings, one click each")
 
 pick_col, layer_col = st.columns([1, 2])
 with pick_col:

@@ -10,7 +10,7 @@ from featurelens.models import label_note
 from pages._ui.clickable_image import clickable_image
 from pages._ui.resources import image_report, scenario
 from pages._ui.shell import LAYER_KEY, current_layer, current_model, ensure_app_shell
-from pages._ui.widgets import consume_click, image_picker, render_lesson
+from pages._ui.widgets import consume_click, image_picker, preset_buttons, render_lesson
 
 ensure_app_shell()
 
@@ -33,10 +33,7 @@ def _apply_preset(preset) -> None:
         st.session_state[LAYER_KEY] = preset.layer
 
 
-preset_cols = st.columns(len(SCENARIO.presets) or 1)
-for col, preset in zip(preset_cols, SCENARIO.presets):
-    col.button(f"Preset: {preset.name}", help=preset.note, on_click=_apply_preset, args=(preset,),
-               width="stretch")
+preset_buttons(SCENARIO, "ml", _apply_preset)
 layer = current_layer(model)
 
 left, right = st.columns([1, 1], gap="large")

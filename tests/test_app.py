@@ -176,3 +176,15 @@ def test_compare_images_modes_render():
     assert "relative error" in _captions(at)
     at.radio(key="cmp_part").set_value(1).run()
     assert not at.exception
+
+
+@pytest.mark.parametrize("page", ["layer_hierarchy", "compare_images", "model_layers"])
+def test_a_chosen_presets_note_is_on_the_page_not_only_in_a_tooltip(page):
+    from featurelens.scenarios import load_scenarios
+
+    preset = load_scenarios(ROOT / "scenarios")[page].presets[-1]
+    at = _run(page)
+    assert not any(preset.note in m.value for m in at.markdown)
+    [b for b in at.button if b.label == preset.name][0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(preset.note in m.value and preset.name in m.value for m in at.markdown)

@@ -23,6 +23,23 @@ def render_lesson(sc: Scenario, expanded: bool = False) -> None:
                 st.markdown(f"**{title}**\n" + "\n".join(f"- {item}" for item in items))
 
 
+def preset_buttons(sc: Scenario, prefix: str, apply, title: str = "**Presets**") -> None:
+    """One button per preset (``apply(preset)`` on click) and, once one is chosen, its note on the
+    page in plain view: a tooltip is invisible on a projector or a touch screen."""
+
+    def choose(preset) -> None:
+        apply(preset)
+        st.session_state[f"{prefix}_preset_note"] = preset.name
+
+    with st.container(border=True):
+        st.markdown(title)
+        for col, preset in zip(st.columns(len(sc.presets) or 1), sc.presets):
+            col.button(preset.name, help=preset.note, on_click=choose, args=(preset,), width="stretch")
+        chosen = next((p for p in sc.presets if p.name == st.session_state.get(f"{prefix}_preset_note")), None)
+        if chosen is not None and chosen.note:
+            st.markdown(f":material/visibility: **{chosen.name}** — {chosen.note}")
+
+
 def image_picker(key: str, default_id: str = "chelsea"):
     """Gallery or upload → ``(image_key, PIL RGB image)``; shows an error and returns
     ``(None, None)`` for a file that is not a usable image."""
