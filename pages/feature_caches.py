@@ -108,7 +108,9 @@ def build_section(model: FeatureModel, folder: Path) -> None:
     images, root, default_name, labels = picked
     layers = st.multiselect("Layers", [l.name for l in model.layers], default=list(model.spec.default_layers),
                             format_func=model.layer_label, key="fc_layers")
-    st.session_state.setdefault("fc_name", default_name)
+    if st.session_state.get("fc_name") in (None, st.session_state.get("fc_name_default")):
+        st.session_state["fc_name"] = default_name  # follows the image source until the visitor types a name
+    st.session_state["fc_name_default"] = default_name
     name = st.text_input("Cache name", key="fc_name").strip()
     try:
         target = cache_path(folder, check_cache_name(name))

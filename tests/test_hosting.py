@@ -307,3 +307,13 @@ def test_a_pin_belongs_to_its_photo(monkeypatch, tmp_path):
     assert "pin" in at.query_params
     at.selectbox(key="lh_gallery").set_value("coffee").run()
     assert not at.exception and "pin" not in at.query_params
+
+
+def test_the_default_cache_name_follows_the_image_source_until_typed(hosted):
+    at = _run("feature_caches")
+    assert at.text_input(key="fc_name").value == "bundled"
+    at.radio(key="fc_source").set_value("roots").run()
+    assert at.text_input(key="fc_name").value == "offered"
+    at.text_input(key="fc_name").set_value("mine").run()
+    at.radio(key="fc_source").set_value("gallery").run()
+    assert at.text_input(key="fc_name").value == "mine"
