@@ -24,6 +24,7 @@ array([[1, 1, 0, 0],
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, ClassVar, Literal, Sequence
 
@@ -114,7 +115,7 @@ class ClaimCheck:
         return f"{'holds' if self.holds else 'FALSE'}: {self.claim} — measured {self.measured}"
 
 
-class LessonClaim(BaseModel):
+class LessonClaim(BaseModel, ABC):
     """A checkable statement of a lesson. Subclasses set ``kind`` (the scenario file's
     discriminator) and ``evidence`` (``"images"``: an :class:`ImageEvidence`; ``"search"``:
     a :class:`featurelens.search.claims.SearchEvidence`) and implement :meth:`check`.
@@ -124,13 +125,13 @@ class LessonClaim(BaseModel):
     evidence: ClassVar[str] = "images"
     says: str = ""
 
+    @abstractmethod
     def describe(self) -> str:
         """The claim in words, with its numbers."""
-        raise NotImplementedError
 
+    @abstractmethod
     def measure(self, evidence: Any) -> tuple[bool, str]:
         """``(holds, measured numbers)`` on ``evidence``."""
-        raise NotImplementedError
 
     def check(self, evidence: Any) -> ClaimCheck:
         holds, measured = self.measure(evidence)

@@ -52,13 +52,14 @@ def load_upload(upload) -> tuple[str, str, object]:
     Raises :class:`ImageLoadError` for a file that is not a usable image."""
     data = upload.getvalue()
     digest = hashlib.sha256(data).hexdigest()[:16]
-    memory, key = server_memory(), ("upload", digest)
-    image = memory.get(key)
-    if image is None:
-        image = upload_to_image(upload.name, data)
-        release_freed_memory()  # the full-size decode buffer, freed, would otherwise stay in this thread's heap
-        memory.put(key, image)
+    image = server_memory().get_or_create(("upload", digest), lambda: _decode_upload(upload.name, data))
     return f"upload:{digest}", upload.name, image
+
+
+def _decode_upload(name: str, data: bytes):
+    image = upload_to_image(name, data)
+    release_freed_memory()  # the full-size decode buffer, freed, would otherwise stay in this thread's heap
+    return image
 
 
 def image_report(model_name: str, image_key: str, image):
