@@ -8,21 +8,22 @@ browser, so the measured load is the server's: one asyncio process drives every 
 A run
   1. opens the page in all N sessions at once, as a browser does on opening
      ``/layer_hierarchy`` (a ``rerun_script`` with the page name; "open p95" is that burst);
-     the views are the page's ``featurelens.clickable_image`` elements
-     (``pages/_ui/clickable_image.py``) in the deltas of that run;
+     the views are the page's ``featurelens.similarity_view`` element
+     (``pages/_ui/similarity_view.py``: all four layers in one) in the deltas of that run;
   2. once every session is open, each clicks ``--clicks`` times at random points of random
      views, one click every ``--pace`` seconds from a random start (a person waits for the
      views before clicking again, so a click never starts before the previous one was
      answered); ``--pace 0`` is the saturation run. A click is what the browser sends: a
-     fragment rerun (the views' ``st.fragment``) carrying the view's ``click`` trigger
-     (``json_trigger_value`` ``[{"event": "click", "value": {x, y, stamp}}]`` on the
-     element's trigger widget ``$$STREAMLIT_INTERNAL_KEY_<element id>__events``).
+     fragment rerun (the views' ``st.fragment``) carrying the element's ``commit`` trigger
+     (``json_trigger_value`` ``[{"event": "commit", "value": {x, y, image, view, stamp}}]`` on
+     the element's trigger widget ``$$STREAMLIT_INTERNAL_KEY_<element id>__events``). Pointer
+     moves send nothing: the browser draws them itself.
 
 Measured per click: click → update, from sending the rerun to its ``script_finished``.
 An *error* is an exception (or ``st.error``) element in a run, a run that ends in anything
 but success, a dropped connection, or no answer within ``--timeout`` s. A *blank view* is
 a view of the page (all of them were in the page's first run) that is missing from the
-deltas of a click's run, or has no image (no image file in its data, or no size). Server
+deltas of a click's run, or whose data holds no photo, feature grid or view. Server
 RSS is sampled every 0.25 s (peak during the run, value after it). CPU while clicking is
 in cores, for the server, this client and everything else on the machine: other work on
 a shared box slows the server, so look at that column before comparing runs.
@@ -57,8 +58,9 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-from benchmarks.bench_browser_click import browser_helpers
-from pages._ui.clickable_image import COMPONENT_NAME as VIEW_COMPONENT, unpack_payload
+from benchmarks.browser import browser_helpers
+from featurelens.similarity import unpack_hover
+from pages._ui.similarity_view import COMPONENT_NAME as VIEW_COMPONENT
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "layer_hierarchy"
@@ -158,9 +160,10 @@ class Session:
         elif kind == "bidi_component" and element.bidi_component.component_name == VIEW_COMPONENT:
             proto = element.bidi_component
             try:
-                meta, image = unpack_payload(proto.bytes)
-                image_ok = (str(meta.get("mime", "")).startswith("image/") and len(image) > 100
-                            and meta.get("width", 0) > 0 and meta.get("height", 0) > 0)
+                header, blob = unpack_hover(proto.bytes)
+                photos, grids = header["assets"]["photos"], header["assets"]["grids"]
+                image_ok = (len(header["views"]) > 0 and len(blob) > 100 and all(p["width"] > 0 and p["height"] > 0
+                                                                                  for p in photos) and len(grids) > 0)
             except (ValueError, TypeError, AttributeError, KeyError):
                 image_ok = False
             self._run.views[proto.id] = View(proto.id, delta.fragment_id, image_ok)
@@ -186,9 +189,10 @@ class Session:
 
     async def click(self, rng: random.Random, stamp: int) -> Run:
         view = self.views[rng.choice(sorted(self.views))]
-        value = {"x": rng.uniform(0.05, 0.95), "y": rng.uniform(0.05, 0.95), "stamp": stamp}
+        value = {"x": rng.uniform(0.05, 0.95), "y": rng.uniform(0.05, 0.95), "image": 0,
+                 "view": rng.randrange(4), "stamp": stamp}
         widget = WidgetState(id=trigger_widget_id(view.element_id),
-                             json_trigger_value=json.dumps([{"event": "click", "value": value}]))
+                             json_trigger_value=json.dumps([{"event": "commit", "value": value}]))
         return await self._rerun(fragment_id=view.fragment_id, widgets=[widget])
 
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from benchmarks.bench_browser_click import browser_helpers
+from benchmarks.browser import browser_helpers
 
 TARGET_P95_MS = 1000.0
 

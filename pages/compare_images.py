@@ -1,24 +1,26 @@
 """Compare images: one click on any image updates the similarity overlay on all of them (ISO),
 the blog post's two-image view, and NMF parts shared across the images."""
 
+import numpy as np
 import streamlit as st
 
 from featurelens.images import bundled_gallery, ImageLoadError
-from featurelens.similarity import (NEGATIVE_HANDLING, image_views, nmf_parts, pair_views, part_colors, render_parts,
-                                    ViewState, Bounds, checked_int)
-from pages._ui.charts import color_legend
-from pages._ui.clickable_image import clickable_image
-from pages._ui.resources import image_report, load_gallery_image, load_upload, scenario
+from featurelens.similarity import (NEGATIVE_HANDLING, describe_metric_choice, hover_state, nmf_parts, part_colors,
+                                    reference_cell, reference_vector, render_parts, ViewState, Bounds, checked_int)
+from pages._ui.resources import image_report, load_gallery_image, load_upload, scenario, view_assets
 from pages._ui.shell import current_model, ensure_app_shell
+from pages._ui.presentation import PRESENT_VIEW_HEIGHT, layer_keys, preset_stepper, presentation_toggle, presenting
+from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
-from pages._ui.widgets import consume_click, overlay_controls, preset_buttons, render_lesson
+from pages._ui.widgets import figure_caption, overlay_controls, precision_control, preset_buttons, render_lesson
 
 ensure_app_shell()
 
 SCENARIO = scenario("compare_images")
 P = "cmp"
-MODES = {"all": "All images (ISO)", "pair": "Two images (grid → heat map)", "parts": "NMF parts"}
+MODES = {"all": "All images", "pair": "Two images", "parts": "NMF parts"}
 COLS_PER_ROW = 4
+NORMAL_VIEW_HEIGHT = "max(150px, calc(100vh - 570px))"  # a row of views fits under the controls at 1280×720
 PARTS_K, DEFAULT_K = (2, 10), 4  # the range of the "Parts (k)" slider, and its start
 
 
@@ -27,8 +29,10 @@ def _parts(model_name: str, image_keys: tuple[str, ...], layer: str, k: int, neg
     return nmf_parts(_feats, k, negative=negative)
 
 
-st.title(SCENARIO.title)
-render_lesson(SCENARIO)
+present = presenting()
+if not present:
+    st.title(SCENARIO.title)
+    render_lesson(SCENARIO)
 model = current_model()
 if model is None:
     st.stop()
@@ -64,9 +68,15 @@ def _apply_preset(preset) -> None:
     st.session_state[f"{P}_mode"] = preset.extra.get("mode", "all")
 
 
-preset_buttons(SCENARIO, P, _apply_preset)
-
-top = st.columns([3, 1.3, 1.7])
+if present:  # presets stepped by keys, layers by digits, everything else in one "Controls" popover
+    preset_stepper(SCENARIO, P, _apply_preset)
+    keys_col, controls_col = st.columns([5, 1], vertical_alignment="center")
+    with keys_col:
+        layer_keys([(l, l) for l in layer_names], f"{P}_layer")
+    top = [controls_col.popover("Controls", icon=":material/tune:", width="stretch")] * 4
+else:
+    preset_buttons(SCENARIO, P, _apply_preset)
+    top = st.columns([2.4, 1.3, 1.1, 1.0])
 image_ids = top[0].multiselect("Gallery images", list(gallery), key=f"{P}_images", max_selections=8,
                                format_func=lambda i: gallery[i].caption)
 with top[0].expander("Add your own images"):
@@ -83,7 +93,24 @@ if len(entries) > 8:
                "left out. Remove some gallery images or uploads to bring them in.")
     entries = entries[:8]
 layer = top[1].selectbox("Layer", layer_names, key=f"{P}_layer", format_func=model.layer_label)
-mode = top[2].radio("View", list(MODES), key=f"{P}_mode", format_func=MODES.get, horizontal=False)
+mode = top[2].radio("View", list(MODES), key=f"{P}_mode", format_func=MODES.get,
+                    help="**All images** (ISO): every image coloured by similarity to one point. **Two images**: the "
+                         "first image's grid, and the second coloured by similarity to one square. **NMF parts**: "
+                         "the features factorised into parts shared by all images.")
+other = 1
+if mode == "pair" and len(entries) > 2:  # the pair view compares the first image with one other
+    other = top[1].selectbox("Compare with", range(1, len(entries)), key=f"{P}_other", label_visibility="collapsed",
+                             format_func=lambda i: f"with {entries[i][1]}")  # one row: the views stay on screen
+if present:
+    settings_box = top[3]
+else:
+    with top[3]:
+        st.space("small")
+        settings_box = st.popover("Settings", icon=":material/tune:", width="stretch")
+with settings_box:
+    settings = overlay_controls(P, defaults.settings)
+    bits = precision_control(P)
+    presentation_toggle()
 if len(entries) < 2:
     st.info("Pick at least two images to compare (up to eight), from the gallery or your own.")
     st.stop()
@@ -94,57 +121,45 @@ feats = [r.feats_hwc[layer] for r in reports]
 displays = [r.display_hwc_u8 for r in reports]
 
 
-def _grid(images, captions, key_prefix):
-    """Clickable images in rows of COLS_PER_ROW."""
-    for start in range(0, len(images), COLS_PER_ROW):
-        for offset, col in enumerate(st.columns(COLS_PER_ROW)):
-            i = start + offset
-            if i < len(images):
-                with col:
-                    clickable_image(images[i], key=f"{key_prefix}_{i}", cursor="crosshair",
-                                    alt=f"{captions[i].replace('**', '')}, coloured by similarity")
-                    st.caption(captions[i])
-
-
 @st.fragment
 def overlay_views(settings) -> None:
-    """The clickable overlays: a click reruns only this fragment, not the whole page."""
-    for i in range(len(entries) if mode == "all" else 1):
-        click = consume_click(f"{P}_click_{mode}_{i}")
-        if click:
-            st.session_state[f"{P}_ref"] = (i, click)
+    """The views follow the pointer in the browser; a click reruns only this fragment, not the page."""
+    commit = consume_commit(f"{P}_views_{mode}")
+    if commit:
+        st.session_state[f"{P}_ref"] = (commit.image, (commit.x, commit.y))
     ref_image, ref_xy = st.session_state[f"{P}_ref"]
     ref_image = ref_image if ref_image < len(entries) else 0
+    caption = figure_caption(model, settings, layer)
     if mode == "all":
-        views = image_views(feats, displays, ref_image, ref_xy, settings)
-        st.caption("Click any image: every image is coloured by similarity to that point (white ring). "
-                   + views[0].note)
-        color_legend(settings.cmap, *views[0].value_range)
-        _grid([v.image_hwc_u8 for v in views],
-              [caption + (" · **reference**" if n == ref_image else f" · best match {v.sim_hw.max():.2f}")
-               for n, (caption, v) in enumerate(zip(captions, views))], f"{P}_click_all")
+        assets = view_assets(model.name, keys, (layer,), reports, bits)
+        rows = -(-len(entries) // COLS_PER_ROW)
+        state = hover_state(assets, [(i, layer, c) for i, c in enumerate(captions)], settings, mode="images",
+                            ref=(ref_image, ref_xy), per_row=COLS_PER_ROW, caption=caption,
+                            max_height=f"calc(({PRESENT_VIEW_HEIGHT}) / {rows} - 2rem)" if present else NORMAL_VIEW_HEIGHT)
+        note = ("Point at any image: every image is coloured by similarity to the point under the pointer, on one "
+                "colour range; a click keeps it (white ring). ")
     else:
         ref_image = 0  # the pair view's reference square is always in the first image
-        j = st.selectbox("Compare with", range(1, len(entries)), format_func=captions.__getitem__, key=f"{P}_other")
-        left, right = pair_views(feats[0], feats[j], displays[0], displays[j], ref_xy, settings)
-        st.caption(f"Click a square of {captions[0]} (left): the right image shows how similar each "
-                   f"of its squares is to it. The grid is the layer's {feats[0].shape[0]}×{feats[0].shape[1]} cells. "
-                   + right.note)
-        color_legend(settings.cmap, *right.value_range)
-        lcol, rcol = st.columns(2)
-        with lcol:
-            clickable_image(left, key=f"{P}_click_pair_0", cursor="crosshair", point=ref_xy,
-                            alt=f"{captions[0]} with the layer's grid and the reference square")
-            st.caption(captions[0] + " · reference square outlined in yellow")
-        with rcol:
-            st.image(right.image_hwc_u8, width="stretch",
-                     caption=f"{captions[j]} · best match {right.sim_hw.max():.2f}")
+        assets = view_assets(model.name, (keys[0], keys[other]), (layer,), [reports[0], reports[other]], bits)
+        state = hover_state(assets, [(0, layer, captions[0]), (1, layer, captions[other])], settings,
+                            mode="pair", ref=(0, ref_xy), per_row=2, caption=caption,
+                            max_height=PRESENT_VIEW_HEIGHT if present else NORMAL_VIEW_HEIGHT)
+        note = (f"Point at {captions[0]} (left): the right image shows how similar each of its squares is to the "
+                f"square under the pointer (on its own colour range; best match in a yellow square); a click keeps "
+                f"the square. The grid is the layer's {feats[0].shape[0]}×{feats[0].shape[1]} cells. ")
+    similarity_views(assets, state, key=f"{P}_views_{mode}")
+    st.caption(note + _metric_note(settings, ref_image, ref_xy))
     save_view_to_url(ViewState(images=tuple(image_ids), layers=(layer,), ref=ref_xy, ref_image=ref_image,
                                settings=settings, mode=mode))
 
 
+def _metric_note(settings, ref_image: int, ref_xy) -> str:
+    ref_c = reference_vector(feats[ref_image], reference_cell(ref_xy, feats[ref_image].shape[:2]))
+    return describe_metric_choice(settings.metric, np.concatenate([f.reshape(-1, f.shape[-1]) for f in feats]), ref_c)
+
+
 if mode in ("all", "pair"):
-    overlay_views(overlay_controls(P, defaults.settings))
+    overlay_views(settings)
 else:
     c1, c2, c3 = st.columns([1, 1.5, 2])
     if checked_int(st.session_state.get(f"{P}_k"), *PARTS_K) is None:  # never a slider min/max error

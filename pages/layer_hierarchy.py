@@ -3,13 +3,14 @@
 import streamlit as st
 
 from featurelens.images import bundled_gallery
-from featurelens.similarity import compare_vectors, layer_views, ViewState, Bounds, checked_int
-from pages._ui.charts import color_legend, vector_chart
-from pages._ui.clickable_image import clickable_image
-from pages._ui.resources import image_report, scenario
+from featurelens.similarity import compare_vectors, describe_metric_choice, hover_state, ViewState, Bounds, checked_int
+from pages._ui.charts import vector_chart
+from pages._ui.resources import image_report, scenario, view_assets
+from pages._ui.presentation import PRESENT_VIEW_HEIGHT, layer_keys, preset_stepper, presentation_toggle, presenting
+from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.shell import current_model, ensure_app_shell
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
-from pages._ui.widgets import (consume_chart_pick, consume_click, grid_caption, image_picker, overlay_controls, preset_buttons,
+from pages._ui.widgets import (consume_chart_pick, figure_caption, precision_control, image_credit, image_picker, overlay_controls, preset_buttons,
                               render_lesson)
 
 ensure_app_shell()
@@ -17,8 +18,10 @@ ensure_app_shell()
 SCENARIO = scenario("layer_hierarchy")
 P = "lh"  # widget-key prefix of this page
 
-st.title(SCENARIO.title)
-render_lesson(SCENARIO)
+present = presenting()
+if not present:
+    st.title(SCENARIO.title)
+    render_lesson(SCENARIO)
 model = current_model()
 if model is None:
     st.stop()
@@ -53,14 +56,25 @@ def _apply_preset(preset) -> None:
     st.session_state[f"{P}_channel"] = None
 
 
-preset_buttons(SCENARIO, P, _apply_preset, "**Presets** — classic findings, one click each")
-
-pick_col, layer_col = st.columns([1, 2])
+if present:  # presets stepped by keys, everything else in one "Controls" popover
+    preset_stepper(SCENARIO, P, _apply_preset)
+    keys_col, controls_col = st.columns([5, 1], vertical_alignment="center")
+    pick_col = layer_col = settings_box = controls_col.popover("Controls", icon=":material/tune:", width="stretch")
+else:
+    preset_buttons(SCENARIO, P, _apply_preset, "**Presets** — classic findings, one click each")
+    pick_col, layer_col, settings_col = st.columns([1.1, 2, 0.9])
+    with settings_col:
+        st.space("small")
+        settings_box = st.popover("Settings", icon=":material/tune:", width="stretch")
 with pick_col:
     image_key, image = image_picker(P, default_id=defaults.images[0])
 with layer_col:
     layers = st.multiselect("Layers (3–5, shallow to deep)", layer_names, key=f"{P}_layers", max_selections=5,
                             format_func=model.layer_label)
+with settings_box:
+    settings = overlay_controls(P, defaults.settings)
+    bits = precision_control(P)
+    presentation_toggle()
 if image is None:
     st.stop()
 if st.session_state.get(f"{P}_image_key", image_key) != image_key:
@@ -70,8 +84,12 @@ if not layers:
     st.info("Pick at least one layer to compare; 3–5 from shallow to deep show the hierarchy best.")
     st.stop()
 layers = sorted(layers, key=layer_names.index)
-settings = overlay_controls(P, defaults.settings)
-per_row = 2 if st.toggle("Large views (two per row, for projecting)", key=f"{P}_large") else len(layers)
+shown_layers = layers
+if present:  # digits show one layer as large as the screen allows, 0 all of them side by side
+    with keys_col:
+        layer_keys([("All layers", None), *((model.layer_label(l), i) for i, l in enumerate(layers))], f"{P}_focus")
+    focus = st.session_state.get(f"{P}_focus")
+    shown_layers = [layers[focus]] if focus is not None and focus < len(layers) else layers
 report = image_report(model.name, image_key, image)
 
 def _set_pin(xy) -> None:
@@ -79,16 +97,15 @@ def _set_pin(xy) -> None:
 
 
 @st.fragment
-def interactive_views(report, layers: list[str], settings, image_key: str, per_row: int) -> None:
+def interactive_views(report, layers: list[str], shown_layers: list[str], settings, image_key: str) -> None:
     """Views, bar chart and pin: a click reruns only this fragment, not the whole page."""
     bar_pick = consume_chart_pick(f"{P}_bars", "pick", "channel")
     if bar_pick is not None:
         st.session_state[f"{P}_channel"] = int(bar_pick)
-    for layer in layers:  # a click on any view moves the reference of all views
-        click = consume_click(f"{P}_click_{model.name}_{layer}")
-        if click:
-            st.session_state[f"{P}_ref"] = click
-            st.session_state[f"{P}_channel"] = None
+    commit = consume_commit(f"{P}_views")  # a click (or the arrow keys) in any view moves the reference of all
+    if commit:
+        st.session_state[f"{P}_ref"] = (commit.x, commit.y)
+        st.session_state[f"{P}_channel"] = None
     ref_xy = st.session_state[f"{P}_ref"]
     pin_xy = st.session_state.get(f"{P}_pin")
     if st.session_state.get(f"{P}_chart_layer") not in layers:  # the bar chart shows the deepest layer by default
@@ -99,20 +116,18 @@ def interactive_views(report, layers: list[str], settings, image_key: str, per_r
     st.session_state[f"{P}_channel"] = channel
     show_channel = (chart_layer, channel) if channel is not None else None
 
-    views = layer_views({l: report.feats_hwc[l] for l in layers}, report.display_hwc_u8, ref_xy, settings,
-                        pin_xy=pin_xy, channel=show_channel)
-    st.caption("Click anywhere on any view to move the reference (white ring) in all layers. "
-               + next(iter(views.values())).note)
-    if settings.scale == "fixed":
-        color_legend(settings.cmap, *next(iter(views.values())).value_range)
-    for start in range(0, len(layers), per_row):
-        for col, layer in zip(st.columns(per_row), layers[start:start + per_row]):
-            with col:
-                clickable_image(views[layer].image_hwc_u8, key=f"{P}_click_{model.name}_{layer}",
-                                alt=f"Similarity map of {model.layer_label(layer)} over the photo",
-                                cursor="crosshair", point=ref_xy)
-                channel_note = " · **channel view**" if show_channel and show_channel[0] == layer else ""
-                st.caption(grid_caption(model, layer, views[layer]) + channel_note)
+    assets = view_assets(model.name, (image_key,), tuple(layers), [report], bits)
+    state = hover_state(assets, [(0, layer, model.layer_label(layer)) for layer in shown_layers], settings,
+                        mode="layers", ref=(0, ref_xy), pin=(0, pin_xy) if pin_xy else None, channel=show_channel,
+                        per_row=len(shown_layers), caption=figure_caption(model, settings, ", ".join(shown_layers)),
+                        max_height=PRESENT_VIEW_HEIGHT if present else None)
+    similarity_views(assets, state, key=f"{P}_views")
+    image_credit(image_key)
+    ref_feats = report.feats_hwc[chart_layer]
+    st.caption("The views follow the pointer; a click (or the arrow keys) keeps the reference (white ring) for the "
+               "chart and the link. " + describe_metric_choice(settings.metric, ref_feats,
+                                                               compare_vectors(ref_feats, ref_xy).ref_c)
+               + (f" **Channel view**: {model.layer_label(chart_layer)} shows channel {channel}." if show_channel else ""))
 
     st.divider()
     chart_col, info_col = st.columns([3, 1])
@@ -130,7 +145,7 @@ def interactive_views(report, layers: list[str], settings, image_key: str, per_r
                         value=None, key=f"{P}_channel", placeholder="off — showing similarity",
                         help="Show one channel's activation in this layer's view instead of similarity (IFeaLiD).")
     with chart_col:
-        vector_chart(vectors, f"channel of {chart_layer}", key=f"{P}_bars")
+        vector_chart(vectors, f"channel of {chart_layer}", key=f"{P}_bars", highlight=channel)
 
     image_ids = (image_key.split(":", 1)[1],) if image_key.startswith("gallery:") else ()
     if not image_ids:
@@ -140,4 +155,4 @@ def interactive_views(report, layers: list[str], settings, image_key: str, per_r
                                channel=show_channel))
 
 
-interactive_views(report, layers, settings, image_key, per_row)
+interactive_views(report, layers, shown_layers, settings, image_key)

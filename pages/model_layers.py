@@ -1,21 +1,29 @@
-"""Model & layers: predictions, layer shapes and the strongest channels of one layer."""
+"""Model & layers: predictions, layer shapes and the strongest channels of one layer.
+
+The layer is this page's own picker (the sidebar picks only the model); image, layer, channel
+and opacity are in the link."""
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from featurelens.similarity import channel_montage, MontageLayout, render_channel, strongest_channels, checked_int
+from featurelens.images import bundled_gallery
+from featurelens.similarity import OverlaySettings, strongest_channels, checked_int, hover_state, Bounds, ViewState
 from featurelens.models import layer_rows
 from featurelens.models import label_note
-from pages._ui.clickable_image import clickable_image
-from pages._ui.resources import image_report, scenario
-from pages._ui.shell import LAYER_KEY, current_layer, current_model, ensure_app_shell
-from pages._ui.widgets import consume_click, image_picker, preset_buttons, render_lesson
+from pages._ui.resources import image_report, scenario, view_assets
+from pages._ui.shell import current_model, ensure_app_shell
+from pages._ui.urlstate import load_view_from_url, save_view_to_url
+from pages._ui.similarity_view import consume_commit, similarity_views
+from pages._ui.widgets import image_picker, preset_buttons, render_lesson
 
 ensure_app_shell()
 
 SCENARIO = scenario("model_layers")
-N_CHANNELS, TILE_PX, COLS = 16, 96, 4
+N_CHANNELS, COLS = 16, 4
+P = "ml"  # widget-key prefix of this page
+# what this page's view does not have: a link's value for one of these is ignored with a warning
+HIDDEN = ("ref", "ref_image", "pin", "metric", "scale", "cmap", "base", "upsample", "mode", "parts", "part")
 
 
 st.title(SCENARIO.title)
@@ -26,19 +34,36 @@ if model is None:
     st.stop()
 
 
+layer_names = [l.name for l in model.layers]
+defaults = ViewState(images=(SCENARIO.images[0] if SCENARIO.images else "chelsea",),
+                     layers=(model.spec.default_layers[-1],), settings=OverlaySettings(opacity=0.7))
+bounds = Bounds(images={g.id for g in bundled_gallery()}, channels={l.name: l.channels for l in model.layers},
+                max_images=1, max_layers=1, hidden=HIDDEN)
+url = load_view_from_url(P, defaults, bounds)  # sets ml_opacity itself
+if url is not None:
+    if url.images:
+        st.session_state[f"{P}_source"] = "Gallery"
+        st.session_state[f"{P}_gallery"] = url.images[0]
+    st.session_state[f"{P}_layer"] = url.layers[0]
+    st.session_state[f"{P}_channel"] = url.channel[1] if url.channel else None
+if st.session_state.get(f"{P}_layer") not in layer_names:  # first visit, or another model's layer
+    st.session_state[f"{P}_layer"] = defaults.layers[0]
+st.session_state.setdefault(f"{P}_opacity", defaults.settings.opacity)
+
+
 def _apply_preset(preset) -> None:
-    st.session_state["ml_source"] = "Gallery"
-    st.session_state["ml_gallery"] = preset.image
-    if preset.layer:
-        st.session_state[LAYER_KEY] = preset.layer
+    st.session_state[f"{P}_source"] = "Gallery"
+    st.session_state[f"{P}_gallery"] = preset.image
+    if preset.layer in layer_names:
+        st.session_state[f"{P}_layer"] = preset.layer
 
 
-preset_buttons(SCENARIO, "ml", _apply_preset)
-layer = current_layer(model)
+preset_buttons(SCENARIO, P, _apply_preset)
+layer = st.session_state[f"{P}_layer"]  # its picker is drawn with the channels below
 
 left, right = st.columns([1, 1], gap="large")
 with left:
-    image_key, image = image_picker("ml", default_id=SCENARIO.images[0] if SCENARIO.images else "chelsea")
+    image_key, image = image_picker(P, default_id=defaults.images[0])
 if image is None:
     st.stop()
 report = image_report(model.name, image_key, image)
@@ -60,34 +85,48 @@ with right:
         st.info(note.text, icon=":material/info:")
     st.subheader("Layers")
     rows = pd.DataFrame(layer_rows(model))
-    rows["selected"] = rows["layer"] == layer
-    st.dataframe(rows[["selected", "label", "grid", "channels", "stride", "values per image", "module"]],
-                 hide_index=True, width="stretch")
+    chosen_row = rows.index[rows["layer"] == layer]
+    # four columns fit the half page at 1280 px (grid and channels are in the label); the chosen layer is marked
+    table = rows[["label", "stride", "values per image", "module"]].style.apply(
+        lambda col: ["background-color: rgba(255, 214, 10, 0.45)" if i in chosen_row else "" for i in col.index])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"label": st.column_config.TextColumn("layer · grid · channels"),
+                                "values per image": st.column_config.NumberColumn("values / image", format="localized")})
 
 st.divider()
 st.subheader(f"Strongest channels of {model.layer_label(layer)}")
-st.caption("Each tile is one channel's activation map (own colour scale; bright = strong), ordered by mean "
-           "activation. Click a tile to see it large over the image. Change the layer in the sidebar.")
+st.caption("Each tile is one channel's activation map (own colour scale; bright = strong). Point at a tile to see "
+           "it large over the image, click it to keep it. The layer is picked here; the sidebar picks the model.")
+layer_col, channel_col, opacity_col = st.columns(3, gap="large")
+layer_col.selectbox("Layer", layer_names, key=f"{P}_layer", format_func=model.layer_label,
+                    help="Deeper layers: coarser grid, more channels, more abstract features.")
 feats_hwc = report.feats_hwc[layer]
 channels = strongest_channels(feats_hwc, N_CHANNELS)
-layout = MontageLayout(n_tiles=len(channels), cols=COLS, tile_px=TILE_PX)
-montage_key = f"montage_{model.name}_{layer}"
-click = consume_click(montage_key)  # only a new click picks a tile: a typed channel then stays
-tile = layout.tile_at((click[0] * layout.size_wh[0], click[1] * layout.size_wh[1])) if click else None
-if tile is not None:
-    st.session_state["ml_channel"] = int(channels[tile])
-grid_col, big_col = st.columns([1, 1], gap="large")
-with grid_col:
-    clickable_image(channel_montage(feats_hwc, channels, layout), key=montage_key, image_format="PNG",
-                    alt=f"Activation maps of the {len(channels)} strongest channels of {model.layer_label(layer)}")
-    if checked_int(st.session_state.get("ml_channel"), 0, feats_hwc.shape[-1] - 1) is None:  # no min/max error
-        st.session_state["ml_channel"] = int(channels[0])
-    st.caption("Tiles, left to right, top to bottom: channels " + ", ".join(str(int(c)) for c in channels))
-    chosen = st.number_input("Channel", 0, feats_hwc.shape[-1] - 1, key="ml_channel",
-                             help="Or type any channel number of this layer.")
-with big_col:
-    opacity = st.slider("Opacity", 0.0, 1.0, 0.7, 0.05, key="ml_opacity")
-    big = render_channel(report.display_hwc_u8, feats_hwc[..., chosen], opacity=opacity)
-    st.image(big, caption=f"Channel {chosen} of {layer} over the image (grid {feats_hwc.shape[0]}×"
-             f"{feats_hwc.shape[1]}; mean activation {feats_hwc[..., chosen].mean():.3f})",
-             width="stretch")
+# a channel belongs to one image, layer and model: another one starts again at its strongest channel
+shown = (model.name, layer, image_key)
+if st.session_state.get(f"{P}_shown") not in (None, shown):
+    st.session_state[f"{P}_channel"] = None
+st.session_state[f"{P}_shown"] = shown
+commit = consume_commit(f"{P}_tiles")  # a click on a tile picks its channel: a typed channel then stays
+if commit is not None and commit.view < len(channels):
+    st.session_state[f"{P}_channel"] = int(channels[commit.view])
+if checked_int(st.session_state.get(f"{P}_channel"), 0, feats_hwc.shape[-1] - 1) is None:  # no min/max error
+    st.session_state[f"{P}_channel"] = int(channels[0])
+chosen = channel_col.number_input("Channel", 0, feats_hwc.shape[-1] - 1, key=f"{P}_channel",
+                                  help="Click a tile, or type any channel number of this layer.")
+opacity = opacity_col.slider("Opacity", 0.0, 1.0, step=0.05, key=f"{P}_opacity")
+assets = view_assets(model.name, (image_key,), (layer,), [report])
+tiles = [(0, layer, f"channel {int(c)}", int(c), 1.0) for c in channels]  # each tile: its channel, opaque
+state = hover_state(assets, [*tiles, (0, layer, f"{model.layer_label(layer)} over the image")],
+                    OverlaySettings(opacity=float(opacity)), mode="channels", ref=(0, (0.5, 0.5)),
+                    channel=(layer, int(chosen)), per_row=COLS,
+                    caption=f"{model.name} · {layer} · channel activations, each on its own scale")
+similarity_views(assets, state, key=f"{P}_tiles")
+st.caption(f"Tiles: the {len(channels)} channels with the highest mean activation, left to right, top to bottom. "
+           f"Large: channel {chosen} (grid {feats_hwc.shape[0]}×{feats_hwc.shape[1]}), or the tile under the pointer.")
+
+image_ids = (image_key.split(":", 1)[1],) if image_key.startswith("gallery:") else ()
+if not image_ids:
+    st.caption("The address bar holds this view's settings; an uploaded image is not part of a shared link.")
+save_view_to_url(ViewState(images=image_ids, layers=(layer,), channel=(layer, int(chosen)),
+                           settings=OverlaySettings(opacity=round(float(opacity), 2))), bounds)

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from featurelens.similarity import unpack_hover
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted(p.stem for p in (ROOT / "pages").glob("[!_]*.py"))
 
@@ -59,9 +61,18 @@ def test_model_layers_shows_predictions_and_layers():
     assert at.number_input(key="ml_channel").value >= 0
     at.selectbox(key="ml_gallery").set_value("coffee").run()
     assert not at.exception
-    at.sidebar.selectbox(key="fl_layer").set_value("stage2").run()
+    at.selectbox(key="ml_layer").set_value("stage2").run()
     assert not at.exception
     assert "stage 2 · 56×56×24" in " ".join(s.value for s in at.subheader)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_one_layer_control_per_page_the_sidebar_picks_only_the_model(page):
+    """The rule, stated under the sidebar's model picker: each page picks its own layers."""
+    at = _run(page)
+    sidebar = [w.label for kind in ("selectbox", "multiselect", "radio", "select_slider") for w in at.sidebar.get(kind)]
+    assert "Model" in sidebar and not [label for label in sidebar if "layer" in label.lower()], sidebar
+    assert "each page picks its own layers" in " ".join(c.value for c in at.sidebar.caption)
 
 
 def test_model_layers_bad_upload_gives_a_clear_error():
@@ -140,15 +151,25 @@ def _captions(at: AppTest) -> str:
     return " ".join(c.value for c in at.caption)
 
 
+def view_header(at: AppTest, key: str) -> dict:
+    """What the page sent to its similarity-views element ``key`` (pages/_ui/similarity_view.py):
+    the state part of the payload, with ``assets`` describing the photos and feature grids."""
+    element = next(e for e in at.get("bidi_component") if e.key == key)
+    return unpack_hover(element.proto.bytes)[0]
+
+
 def test_layer_hierarchy_preset_moves_the_reference_in_every_layer():
     at = _run("layer_hierarchy")
     eye = next(b for b in at.button if b.label == "Late layer: the cat's eye")
     eye.click().run()
     assert not at.exception
     assert at.session_state["lh_ref"] == (0.37, 0.35)
-    text = _captions(at)
-    for label, cell in [("stage 2 · 56×56×24", "(row 19, col 20)"), ("stage 7 · 7×7×320", "(row 2, col 2)")]:
-        assert f"{label}** · reference cell {cell}" in text
+    header = view_header(at, "lh_views")
+    assert header["mode"] == "layers" and header["ref"] == {"image": 0, "xy": [0.37, 0.35]}
+    assert [v["label"] for v in header["views"]] == ["stage 2 · 56×56×24", "stage 3 · 28×28×40",
+                                                      "stage 5 · 14×14×112", "stage 7 · 7×7×320"]
+    grids = [header["assets"]["grids"][v["grid"]]["grid"] for v in header["views"]]
+    assert grids == [[56, 56, 24], [28, 28, 40], [14, 14, 112], [7, 7, 320]]
 
 
 def test_layer_hierarchy_restores_a_shared_link():
@@ -163,16 +184,23 @@ def test_layer_hierarchy_restores_a_shared_link():
     assert at.multiselect(key="lh_layers").value == ["stage2", "stage3", "stage7"]
     assert at.radio(key="lh_scale").value == "fixed" and at.selectbox(key="lh_cmap").value == "viridis"
     assert at.slider(key="lh_opacity").value == pytest.approx(0.8)
-    assert "stage 7 · 7×7×320** · reference cell (row 1, col 3)" in _captions(at)
-    assert "channel view" in _captions(at)
+    header = view_header(at, "lh_views")
+    assert header["ref"]["xy"] == [0.5, 0.17] and header["scale"] == "fixed" and header["opacity"] == pytest.approx(0.8)
+    assert header["lut"][:3] == [68, 1, 84]  # viridis
+    assert header["channel"] == {"layer": "stage7", "index": 5}
+    assert "Channel view" in _captions(at)
 
 
 def test_compare_images_modes_render():
     at = _run("compare_images")
-    assert "reference" in _captions(at) and "best match" in _captions(at)
+    header = view_header(at, "cmp_views_all")
+    assert header["mode"] == "images" and len(header["views"]) == len(at.multiselect(key="cmp_images").value)
+    assert {header["assets"]["grids"][v["grid"]]["layer"] for v in header["views"]} == {at.selectbox(key="cmp_layer").value}
     for mode in ("pair", "parts"):
         at.radio(key="cmp_mode").set_value(mode).run()
         assert not at.exception, (mode, [e.value for e in at.exception])
+        if mode == "pair":
+            assert view_header(at, "cmp_views_pair")["mode"] == "pair"
     assert "relative error" in _captions(at)
     at.radio(key="cmp_part").set_value(1).run()
     assert not at.exception
@@ -188,3 +216,48 @@ def test_a_chosen_presets_note_is_on_the_page_not_only_in_a_tooltip(page):
     [b for b in at.button if b.label == preset.name][0].click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(preset.note in m.value and preset.name in m.value for m in at.markdown)
+
+
+def _vector_chart_app(root: str, pinned: bool, highlight) -> None:
+    """A page with only the feature-vector chart of the cat's eye (stage 7), for AppTest.from_function."""
+    import sys
+
+    sys.path.insert(0, root)
+    import featurelens as fl
+    from featurelens.images import get_gallery_image
+    from featurelens.models import analyse_image
+    from featurelens.similarity import compare_vectors
+    from pages._ui.charts import vector_chart
+
+    model = fl.load_model("efficientnet_lite0", device="cpu")
+    feats_hwc = analyse_image(model, get_gallery_image("chelsea").load()).feats_hwc["stage7"]
+    vectors = compare_vectors(feats_hwc, (0.37, 0.35), (0.30, 0.15) if pinned else None)
+    vector_chart(vectors, "channel of stage7", key="bars", highlight=highlight)
+
+
+def _chart(at: AppTest) -> tuple[dict, list]:
+    import json
+
+    chart = at.get("vega_lite_chart")[0].proto
+    return json.loads(chart.spec), chart
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_feature_vector_chart_shows_the_top_channels_side_by_side_and_the_chosen_one(pinned):
+    """Readable at 320 channels: the 32 largest |activations| at the reference, largest first;
+    the pin's bar beside the reference's; the chosen channel kept and outlined; all 320 on request."""
+    at = AppTest.from_function(_vector_chart_app, args=(str(ROOT), pinned, 5), default_timeout=180)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    spec, _ = _chart(at)
+    order = spec["encoding"]["x"]["sort"]
+    assert len(order) == 33 and len(set(order)) == 33 and 5 in order  # ordering: test_views.py
+    assert ("xOffset" in spec["encoding"]) == pinned  # grouped, never stacked on top of each other
+    assert spec["encoding"]["y"]["stack"] is None
+    assert spec["encoding"]["strokeWidth"]["condition"]["test"] == "datum.channel === 5"
+    assert spec["params"][0] == {"name": "pick", "select": {"type": "point", "fields": ["channel"], "on": "click"}}
+    assert "top 32 of 320 and channel 5" in spec["encoding"]["x"]["title"]
+
+    at.toggle(key="bars_all").set_value(True).run()
+    spec, _ = _chart(at)
+    assert len(spec["encoding"]["x"]["sort"]) == 320 and "all 320" in spec["encoding"]["x"]["title"]

@@ -15,7 +15,7 @@ from featurelens.models import get_spec
 from featurelens.similarity import ViewState, from_query
 from featurelens.similarity.viewstate import Bounds
 
-from test_app import ROOT, _navigation_app, _run  # noqa: F401  (the fixture applies to this module too)
+from test_app import ROOT, _navigation_app, _run, view_header  # noqa: F401  (the fixture applies to this module too)
 
 SPEC = get_spec("efficientnet_lite0")
 CHANNELS = {layer.name: layer.channels for layer in SPEC.layers}
@@ -27,6 +27,9 @@ BOUNDS = {
                               hidden=("mode", "parts", "part")),
     "compare_images": Bounds(images=GALLERY, channels=CHANNELS, min_images=2, max_images=8, max_layers=1,
                              parts=(2, 10), modes=("all", "pair", "parts"), hidden=("pin", "channel")),
+    "model_layers": Bounds(images=GALLERY, channels=CHANNELS, max_images=1, max_layers=1,
+                           hidden=("ref", "ref_image", "pin", "metric", "scale", "cmap", "base", "upsample", "mode",
+                                   "parts", "part")),
 }
 LONG = "x" * 10_000
 
@@ -55,6 +58,8 @@ BOTH = [
     ({"metric": ["dot", "angular"]}, "metric appears 2 times in the link: ignored 'dot', used the last ('angular')"),
     ({"upsample": ["nearest", "evil"]}, "upsample='evil'"),
     ({"nosuch": "1", "utm_source": "newsletter"}, "unknown parameter nosuch"),
+    ({"model": "nosuch.in1k"}, "model='nosuch.in1k' from the link: unknown model; used efficientnet_lite0.in1k"),
+    ({"model": ["efficientnet_lite0.in1k", "vgg16.tv_in1k"]}, "model appears 2 times in the link"),
 ]
 ONLY = {
     "layer_hierarchy": [
@@ -70,15 +75,34 @@ ONLY = {
         ({"layers": "stage2,stage5"}, "stage5; this page shows at most 1"),
     ],
 }
+# Model & layers shows one image, one layer, a channel and an opacity; the rest of a view is hidden there.
+MODEL_LAYERS = [
+    ({"channel": "99999"}, "channel='99999'"),
+    ({"channel": "stage3:5"}, "channel='stage3:5' from the link: its layer 'stage3' is not in the view"),
+    ({"layers": "stage3", "channel": "stage3:40"}, "layer stage3 has channels 0..39"),
+    ({"layers": "stem,stage7"}, "stage7; this page shows at most 1"),
+    ({"layers": "nosuch"}, "layers='nosuch'"),
+    ({"images": "nosuch"}, "images='nosuch'"),
+    ({"images": "chelsea,coffee"}, "coffee; this page shows at most 1"),
+    ({"opacity": "5"}, "opacity='5'"),
+    ({"opacity": ["0.30", "0.40"]}, "opacity appears 2 times in the link"),
+    ({"ref": "0.5,0.5"}, "ref='0.5,0.5' from the link: this page does not show it"),
+    ({"metric": "dot", "mode": "parts"}, "metric='dot', mode='parts' from the link: this page does not show them"),
+    ({"layers": "<script>alert(1)</script>"}, "layers='<script>alert(1)</script>'"),
+    ({"nosuch": "1", "utm_source": "newsletter"}, "unknown parameter nosuch"),
+    ({"model": "nosuch.in1k"}, "model='nosuch.in1k'"),
+]
 CASES = [pytest.param(page, params, named, id=f"{page}-{n}")
-         for page in BOUNDS for n, (params, named) in enumerate(BOTH + ONLY[page])]
+         for page in BOUNDS
+         for n, (params, named) in enumerate(MODEL_LAYERS if page == "model_layers" else BOTH + ONLY[page])]
 
 
 def _open(page: str, params: dict) -> AppTest:
-    """The app opened on ``page`` from a link with ``params`` (a list value repeats the parameter)."""
+    """The app opened on ``page`` from a link with ``params`` (a list value repeats the parameter);
+    as in a browser, the session's first run is the linked page."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-    at.run()
-    at.switch_page(f"pages/{page}.py")
+    if page != "home":
+        at.switch_page(f"pages/{page}.py")
     at.query_params.update(params)
     at.run()
     return at
@@ -106,7 +130,14 @@ def _assert_link_is_the_view(at: AppTest, page: str) -> None:
     query = dict(at.query_params)
     assert all(isinstance(v, str) for v in query.values()), query  # no repeated parameter
     assert from_query(query, ViewState(), BOUNDS[page])[1] == []
-    if page == "layer_hierarchy":
+    assert "model" not in query  # the default model is left out of links
+    if page == "model_layers":
+        assert query["images"] == at.selectbox(key="ml_gallery").value
+        assert query["layers"] == at.selectbox(key="ml_layer").value
+        assert query["channel"] == f"{query['layers']}:{at.number_input(key='ml_channel').value}"
+        assert query["opacity"] == f"{at.slider(key='ml_opacity').value:.2f}"
+        assert set(query) == {"images", "layers", "channel", "opacity"}, query
+    elif page == "layer_hierarchy":
         assert query["images"] == at.selectbox(key="lh_gallery").value
         assert query["layers"].split(",") == sorted(at.multiselect(key="lh_layers").value, key=ORDER.index)
         assert query["ref"] == _xy(at.session_state["lh_ref"]) and query["ref_image"] == "0"
@@ -151,7 +182,8 @@ def test_a_channel_link_the_page_wrote_reopens_on_its_layer():
     assert not at.exception and not at.warning
     assert at.selectbox(key="lh_chart_layer").value == "stem" and at.number_input(key="lh_channel").value == 31
     assert at.query_params["channel"] == "stem:31"
-    assert any("channel view" in c.value and c.value.startswith("**stem") for c in at.caption)
+    assert view_header(at, "lh_views")["channel"] == {"layer": "stem", "index": 31}
+    assert any("**Channel view**: stem · 112×112×32 shows channel 31." in c.value for c in at.caption)
 
 
 def test_an_old_bare_channel_link_is_read_for_the_deepest_layer_and_rewritten():
@@ -181,11 +213,78 @@ def test_model_layers_channel_picker_survives_any_session_value(value):
 
 def test_model_layers_channel_of_a_deep_layer_resets_on_a_shallow_one():
     at = _run("model_layers")
-    at.sidebar.selectbox(key="fl_layer").set_value("stage7").run()
+    at.selectbox(key="ml_layer").set_value("stage7").run()
     at.number_input(key="ml_channel").set_value(300).run()
-    at.sidebar.selectbox(key="fl_layer").set_value("stem").run()
+    at.selectbox(key="ml_layer").set_value("stem").run()
     assert not at.exception, [e.value for e in at.exception]
     assert 0 <= at.number_input(key="ml_channel").value < 32
+
+
+def _strongest_channel(at: AppTest) -> int:
+    """The first tile's channel, as the page sent it to the channel views."""
+    return view_header(at, "ml_tiles")["views"][0]["channel"]
+
+
+def test_model_layers_chosen_channel_does_not_stick_when_the_image_changes():
+    at = _run("model_layers")
+    at.number_input(key="ml_channel").set_value(123).run()
+    assert at.query_params["channel"] == "stage7:123"
+    at.selectbox(key="ml_gallery").set_value("coffee").run()
+    assert not at.exception, [e.value for e in at.exception]
+    channel = at.number_input(key="ml_channel").value
+    assert channel != 123 and channel == _strongest_channel(at)
+    assert at.query_params["channel"] == f"stage7:{channel}" and at.query_params["images"] == "coffee"
+    at.number_input(key="ml_channel").set_value(7).run()  # on the same image a typed channel stays
+    at.slider(key="ml_opacity").set_value(0.4).run()
+    assert at.number_input(key="ml_channel").value == 7
+
+
+def test_model_layers_link_restores_image_layer_channel_and_opacity():
+    query = {"images": "coffee", "layers": "stage3", "channel": "stage3:7", "opacity": "0.40"}
+    at = _open("model_layers", query)
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.selectbox(key="ml_gallery").value == "coffee" and at.selectbox(key="ml_layer").value == "stage3"
+    assert at.number_input(key="ml_channel").value == 7 and at.slider(key="ml_opacity").value == pytest.approx(0.4)
+    assert "Strongest channels of stage 3 · 28×28×40" in [s.value for s in at.subheader]
+    assert dict(at.query_params) == query
+    _assert_link_is_the_view(at, "model_layers")
+    at.selectbox(key="ml_layer").set_value("stage5").run()  # the link follows the page
+    assert at.query_params["layers"] == "stage5" and at.query_params["channel"].startswith("stage5:")
+    _assert_link_is_the_view(at, "model_layers")
+
+
+@pytest.mark.parametrize("page", ["model_layers", "layer_hierarchy", "compare_images", "home"])
+def test_every_page_s_link_names_a_model_that_is_not_the_default(page):
+    """The model is in every page's link (``model=``), read by the shared sidebar: an offline
+    model from a link is used at once; the default is left out."""
+    at = _open(page, {"model": "efficientnet_lite0.random_init"})
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.sidebar.selectbox(key="fl_model").value == "efficientnet_lite0.random_init"
+    assert at.query_params["model"] == "efficientnet_lite0.random_init"
+    at.sidebar.selectbox(key="fl_model").set_value("efficientnet_lite0.in1k").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "model" not in at.query_params
+
+
+def test_a_link_s_model_that_must_download_is_offered_not_downloaded(monkeypatch, tmp_path):
+    """A link may name any registered model; one whose weights are not here is a choice: nothing
+    is fetched until the visitor presses the button (then the usual offline sentence, no exception)."""
+    monkeypatch.setenv("FEATURELENS_HOME", str(tmp_path))
+    monkeypatch.setenv("FEATURELENS_WEIGHTS_MIRROR", "http://127.0.0.1:9/none")
+    at = _open("model_layers", {"model": "resnet18.tv_in1k", "layers": "layer3"})
+    assert not at.exception, [e.value for e in at.exception]
+    offers = [i.value for i in at.info if "resnet18.tv_in1k" in i.value]
+    assert len(offers) == 1 and "not on this machine yet" in offers[0], [i.value for i in at.info]
+    assert at.sidebar.selectbox(key="fl_model").value == "efficientnet_lite0.in1k"
+    assert not at.error and not at.session_state["fl_model_failed"]  # no download was tried (it would fail here)
+    assert "model" not in at.query_params  # the link names the model in use
+    # the link's layer belongs to resnet18: ignored with one warning, the page shows lite0's default
+    assert len(at.warning) == 1 and "layers='layer3'" in _warnings(at)[0]
+    at.button(key="fl_accept_offer").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.sidebar.selectbox(key="fl_model").value == "resnet18.tv_in1k"
+    assert len(at.error) == 1 and "resnet18.tv_in1k" in at.error[0].value  # offline here: the sentence, once
+    assert not any("resnet18.tv_in1k" in i.value for i in at.info)
 
 
 @pytest.mark.parametrize("k", [50, 1, 0, None])

@@ -124,3 +124,37 @@ def test_pinned_vector_comparison_matches_the_similarity_map(cat):
     assert vectors.cosine == pytest.approx(float(view.sim_hw[reference_cell(background, (7, 7))]), abs=1e-5)
     assert len(vectors.rows) == 2 * feats_hwc.shape[-1]
     assert compare_vectors(feats_hwc, eye).cosine is None
+
+
+@pytest.mark.parametrize("ref, top_k, keep, expected", [
+    ([0.1, -3.0, 2.0, 0.0, 2.0], None, None, [1, 2, 4, 0, 3]),  # all, largest |value| first, ties by channel
+    ([0.1, -3.0, 2.0, 0.0, 2.0], 2, None, [1, 2]),
+    ([0.1, -3.0, 2.0, 0.0, 2.0], 2, 0, [1, 2, 0]),  # the chosen channel is kept, at its rank
+    ([0.1, -3.0, 2.0, 0.0, 2.0], 2, 2, [1, 2]),  # already shown: not twice
+    ([0.1, -3.0, 2.0, 0.0, 2.0], 9, 3, [1, 2, 4, 0, 3]),  # more than there are: all
+    ([0.1, -3.0, 2.0, 0.0, 2.0], 2, 99, [1, 2]),  # a channel the vector lacks is ignored
+    ([0.1, -3.0, 2.0, 0.0, 2.0], 2, -1, [1, 2]),
+])
+def test_chart_channels_are_the_largest_first_with_the_chosen_one(ref, top_k, keep, expected):
+    from featurelens.similarity import chart_channels
+
+    assert chart_channels(np.array(ref, np.float32), top_k=top_k, keep=keep).tolist() == expected
+
+
+@pytest.mark.parametrize("ref, top_k, match", [(np.zeros((2, 3)), None, r"one feature vector \(C,\)"),
+                                               (np.zeros(3), -1, "top_k must be None")])
+def test_chart_channels_refuses_what_it_cannot_chart(ref, top_k, match):
+    from featurelens.similarity import chart_channels
+
+    with pytest.raises(ValueError, match=match):
+        chart_channels(ref, top_k=top_k)
+
+
+def test_chart_channels_of_a_real_vector_lead_with_its_strongest_channels(cat):
+    from featurelens.similarity import chart_channels, compare_vectors
+
+    ref_c = compare_vectors(cat.feats_hwc["stage7"], (0.37, 0.35)).ref_c
+    top = chart_channels(ref_c, top_k=32)
+    assert top.shape == (32,) and len(set(top.tolist())) == 32
+    assert np.abs(ref_c[top]).min() >= np.sort(np.abs(ref_c))[-32]
+    assert np.all(np.diff(np.abs(ref_c[top])) <= 0)

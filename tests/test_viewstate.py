@@ -166,3 +166,44 @@ def test_layers_come_back_in_the_model_s_order():
 ])
 def test_checked_int_accepts_only_whole_numbers_in_range(value, lo, hi, expected):
     assert checked_int(value, lo, hi) == expected
+
+
+MODELS = ("efficientnet_lite0.in1k", "resnet18.tv_in1k")
+
+
+@pytest.mark.parametrize("params, name, warning", [
+    ({}, "efficientnet_lite0.in1k", None),
+    ({"model": ""}, "efficientnet_lite0.in1k", None),
+    ({"model": "resnet18.tv_in1k"}, "resnet18.tv_in1k", None),
+    ({"model": ["resnet18.tv_in1k"]}, "resnet18.tv_in1k", None),
+    ({"model": "resnet18"}, "efficientnet_lite0.in1k", "ignored model='resnet18' from the link: unknown model"),
+    ({"model": "<b>x</b>" * 20}, "efficientnet_lite0.in1k", "ignored model='<b>x</b><b>x</b><b>x</b><b>x</b><b>x</b>…'"),
+    ({"model": ["efficientnet_lite0.in1k", "resnet18.tv_in1k"]}, "resnet18.tv_in1k",
+     "model appears 2 times in the link: ignored 'efficientnet_lite0.in1k', used the last ('resnet18.tv_in1k')"),
+    ({"model": ["resnet18.tv_in1k", "nosuch"]}, "efficientnet_lite0.in1k", "; ignored model='nosuch'"),
+])
+def test_a_link_s_model_is_a_registered_one_or_the_default_with_one_warning(params, name, warning):
+    from featurelens.similarity import model_from_query
+
+    chosen, warnings = model_from_query(params, MODELS, "efficientnet_lite0.in1k")
+    assert chosen == name
+    assert (warnings == []) if warning is None else (len(warnings) == 1 and warning in warnings[0]), warnings
+
+
+def test_the_app_s_parameters_are_neither_a_page_s_view_nor_unknown():
+    """``model`` (and the other app-level keys) belong to the shell: a page's reader passes over them."""
+    from featurelens.similarity import APP_KEYS
+
+    assert "model" in APP_KEYS
+    state, warnings = from_query({"model": "anything", "layers": "stage3"}, LH_DEFAULTS, LAYER_HIERARCHY)
+    assert warnings == [] and state.layers == ("stage3",)
+    assert not set(to_query(FULL)) & set(APP_KEYS)
+
+
+def test_a_page_leaves_what_it_does_not_show_out_of_its_link():
+    hidden = ("ref", "ref_image", "pin", "metric", "scale", "cmap", "base", "upsample", "mode", "parts", "part")
+    query = to_query(FULL, omit=hidden)
+    assert query == {"images": "chelsea,coffee", "layers": "stage2,stage7", "opacity": "0.35", "channel": "stage7:17"}
+    assert from_query(query, ViewState(), Bounds(channels=CHANNELS, hidden=hidden)) == (
+        ViewState(images=FULL.images, layers=FULL.layers, settings=OverlaySettings(opacity=0.35), channel=FULL.channel),
+        [])

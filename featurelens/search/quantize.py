@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..similarity.quantize import dequantize_vectors, quantize_vectors
 from .errors import SearchError
 
 __all__ = ["dequantize_int8", "quantize_int8"]
@@ -38,17 +39,12 @@ def quantize_int8(feats_nhwc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(feats_nhwc.detach().cpu() if hasattr(feats_nhwc, "detach") else feats_nhwc, dtype=np.float32)
     if x.ndim != 4:
         raise SearchError(f"quantize_int8 expects feats_nhwc (N, H, W, C), got shape {x.shape}")
-    scale_nhw = (np.abs(x).max(axis=-1) / 127.0).astype(np.float32)
-    safe = np.where(scale_nhw > 0, scale_nhw, 1.0)[..., None]
-    q_nhwc_i8 = np.clip(np.rint(x / safe), -127, 127).astype(np.int8)
-    return q_nhwc_i8, scale_nhw
+    return quantize_vectors(x, bits=8)
 
 
 def dequantize_int8(q_nhwc_i8: np.ndarray, scale_nhw: np.ndarray) -> np.ndarray:
     """``(N, H, W, C)`` int8 and ``(N, H, W)`` scales → ``(N, H, W, C)`` float32."""
-    q = np.asarray(q_nhwc_i8)
-    scale = np.asarray(scale_nhw, dtype=np.float32)
-    if q.shape[:-1] != scale.shape:
-        raise SearchError(f"scale_nhw has shape {scale.shape}, expected {q.shape[:-1]} "
-                          "(one scale per cell of q_nhwc_i8)")
-    return q.astype(np.float32) * scale[..., None]
+    try:
+        return dequantize_vectors(q_nhwc_i8, scale_nhw)
+    except ValueError as exc:
+        raise SearchError(f"{exc} (one scale per cell of q_nhwc_i8)") from None

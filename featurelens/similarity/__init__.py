@@ -17,8 +17,11 @@ from .overlays import (ColorScale, COLOR_SCALES, get_color_scale, scale_range, s
                        upsample_map, base_image, blend, draw_ring, MARKER_COLORS, PIN_RING_SCALE, render_overlay,
                        render_channel)
 from .views import (OverlaySettings, OverlayView, VectorComparison, layer_views, image_views, pair_views,
-                    grid_view, compare_vectors, reference_cell, ref_to_px, GRID_COLOR, CELL_COLOR)
-from .viewstate import (Bounds, ViewState, checked_int, to_query, from_query)
+                    grid_view, compare_vectors, chart_channels, reference_cell, ref_to_px, GRID_COLOR, CELL_COLOR)
+from .quantize import Bits, quantize_vectors, dequantize_vectors
+from .hover import HoverMode, HoverAssets, hover_assets, hover_state, pack_hover, unpack_hover
+from .figure import views_figure
+from .viewstate import (Bounds, ViewState, checked_int, to_query, from_query, APP_KEYS, model_from_query)
 from .parts import (NegativeHandling, NEGATIVE_HANDLING, PartsResult, nmf_parts, part_colors, render_parts)
 from .activations import (channel_strength, strongest_channels, MontageLayout, channel_montage)
 from .claims import (Box, Polygon, Region, ImageRegion, region_cells, ClaimCheck, LessonClaim, ImageEvidence,
@@ -30,12 +33,13 @@ __all__ = ['CELL_COLOR', 'COLORMAPS', 'COLOR_SCALES', 'ColorScale', 'Colormap', 
     'NegativeHandling', 'OverlaySettings', 'OverlayView', 'PIN_RING_SCALE', 'PartsResult', 'UPSAMPLE_MODES',
     'Bounds', 'VectorComparison', 'ViewState', 'checked_int', 'angular_similarity', 'angular_variant', 'base_image', 'blend', 'draw_ring',
     'cell_center_px', 'channel_map', 'channel_montage', 'channel_strength', 'colorbar_image', 'colormap_lut',
-    'colormap_stops', 'compare_vectors', 'cosine_similarity', 'describe_metric_choice', 'dot_similarity',
+    'colormap_stops', 'compare_vectors', 'chart_channels', 'cosine_similarity', 'describe_metric_choice', 'dot_similarity',
     'from_query', 'get_color_scale', 'get_metric', 'grid_view', 'image_views', 'layer_views', 'list_metrics',
     'mask_to_grid', 'neg_euclidean_similarity', 'nmf_parts', 'normalize_map', 'pair_views', 'part_colors',
     'pixel_to_cell', 'ref_to_px', 'reference_cell', 'reference_vector', 'region_reference', 'render_channel',
     'render_overlay', 'render_parts', 'scale_range', 'shared_range', 'similarity_map', 'strongest_channels',
-    'to_query', 'upsample_map',
+    'to_query', 'upsample_map', 'APP_KEYS', 'model_from_query',
     'Box', 'Polygon', 'Region', 'ImageRegion', 'region_cells', 'ClaimCheck', 'LessonClaim', 'ImageEvidence',
     'MapClaim', 'RegionInTop', 'BestMatchIn', 'MeanGreater', 'MapStat', 'LayerBrighter', 'SharedPart', 'TopLabels', 'LayerShapes',
-    'IMAGE_CLAIMS', 'claim_map']
+    'IMAGE_CLAIMS', 'claim_map', 'Bits', 'quantize_vectors', 'dequantize_vectors', 'HoverMode', 'HoverAssets',
+    'hover_assets', 'hover_state', 'pack_hover', 'unpack_hover', 'views_figure']

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 __all__ = ["OverlaySettings", "OverlayView", "VectorComparison", "layer_views", "image_views", "pair_views",
-           "grid_view", "compare_vectors",
+           "grid_view", "outline_cell", "compare_vectors", "chart_channels",
            "reference_cell", "ref_to_px", "GRID_COLOR", "CELL_COLOR"]
 
 GRID_COLOR = (255, 255, 255)
@@ -194,23 +194,40 @@ def grid_view(display_hwc_u8: np.ndarray, grid_hw: tuple[int, int], cell_rc: tup
     out[rows] = (out[rows] * (1 - line_alpha) + grid * line_alpha).astype(np.uint8)
     out[:, cols] = (out[:, cols] * (1 - line_alpha) + grid * line_alpha).astype(np.uint8)
     if cell_rc is not None:
-        top, bottom = int(cell_rc[0] * h / grid_hw[0]), int((cell_rc[0] + 1) * h / grid_hw[0]) - 1
-        left, right = int(cell_rc[1] * w / grid_hw[1]), int((cell_rc[1] + 1) * w / grid_hw[1]) - 1
-        thick = max(1, min(h, w) // 150)
-        for y0, y1, x0, x1 in ((top, top + thick, left, right + 1), (bottom - thick + 1, bottom + 1, left, right + 1),
-                               (top, bottom + 1, left, left + thick), (top, bottom + 1, right - thick + 1, right + 1)):
-            out[max(y0, 0):y1, max(x0, 0):x1] = CELL_COLOR
+        outline_cell(out, grid_hw, cell_rc)
     return out
+
+
+def outline_cell(out_hwc_u8: np.ndarray, grid_hw: tuple[int, int], cell_rc: tuple[int, int]) -> None:
+    """In place: a yellow outline around cell ``cell_rc`` of a ``grid_hw`` layer drawn over the image."""
+    h, w = out_hwc_u8.shape[:2]
+    top, bottom = int(cell_rc[0] * h / grid_hw[0]), int((cell_rc[0] + 1) * h / grid_hw[0]) - 1
+    left, right = int(cell_rc[1] * w / grid_hw[1]), int((cell_rc[1] + 1) * w / grid_hw[1]) - 1
+    thick = max(1, min(h, w) // 150)
+    for y0, y1, x0, x1 in ((top, top + thick, left, right + 1), (bottom - thick + 1, bottom + 1, left, right + 1),
+                           (top, bottom + 1, left, left + thick), (top, bottom + 1, right - thick + 1, right + 1)):
+        out_hwc_u8[max(y0, 0):y1, max(x0, 0):x1] = CELL_COLOR
 
 
 def pair_views(feats_a_hwc: np.ndarray, feats_b_hwc: np.ndarray, display_a_hwc_u8: np.ndarray,
                display_b_hwc_u8: np.ndarray, ref_xy: XY,
                settings: OverlaySettings = OverlaySettings()) -> tuple[np.ndarray, OverlayView]:
     """The blog post's two-image view: image A with its grid and the chosen cell outlined,
-    and image B coloured by similarity to that cell of A."""
+    and image B coloured by similarity to that cell of A, with its best match outlined too.
+
+    With the adaptive scale B's colours span B's own values: the reference cell (1.0 for
+    cosine) lies in A, and stretching to it would leave B dull everywhere.
+    """
     cell = reference_cell(ref_xy, feats_a_hwc.shape[:2])
     left = grid_view(display_a_hwc_u8, feats_a_hwc.shape[:2], cell)
-    right = image_views([feats_a_hwc, feats_b_hwc], [display_a_hwc_u8, display_b_hwc_u8], 0, ref_xy, settings)[1]
+    ref_c = reference_vector(feats_a_hwc, cell)
+    flat_pc = np.concatenate([feats_a_hwc.reshape(-1, feats_a_hwc.shape[-1]), feats_b_hwc.reshape(-1, feats_b_hwc.shape[-1])])
+    map_hw = similarity_map(flat_pc[:, None, :], ref_c, settings.metric)[feats_a_hwc.shape[0] * feats_a_hwc.shape[1]:]
+    map_hw = map_hw.reshape(feats_b_hwc.shape[:2])  # one metric call over A and B: the same angular variant as A's
+    note = describe_metric_choice(settings.metric, flat_pc, ref_c)
+    right = _render(display_b_hwc_u8, map_hw, settings, _range([map_hw], settings), None, None, None, note)
+    best_rc = np.unravel_index(int(np.argmax(map_hw)), map_hw.shape)
+    outline_cell(right.image_hwc_u8, map_hw.shape, (int(best_rc[0]), int(best_rc[1])))
     return left, right
 
 
@@ -243,3 +260,31 @@ def compare_vectors(feats_hwc: np.ndarray, ref_xy: XY, pin_xy: XY | None = None)
         rows += [{"channel": c, "value": v, "vector": "pinned"} for c, v in enumerate(pin_c.tolist())]
         cosine = float(similarity_map(ref_c[None, None], pin_c, "cosine")[0, 0])
     return VectorComparison(ref_c, pin_c, cosine, rows)
+
+
+def chart_channels(ref_c: np.ndarray, *, top_k: int | None = None, keep: int | None = None) -> np.ndarray:
+    """The channels of feature vector ``ref_c`` (1-D, ``(C,)``) to draw in a bar chart, in the
+    chart's order: largest ``|value|`` first (ties by channel number), only the ``top_k`` of
+    them (None: all ``C``), plus channel ``keep`` (the chosen one) at its place in that order
+    when it is not among them, so a chart always shows the channel it highlights. Returns
+    int64 channel indices ``(K,)``; ``keep`` outside ``0..C-1`` is ignored.
+
+    >>> ref_c = np.array([0.1, -3.0, 2.0, 0.0, 2.0], np.float32)
+    >>> chart_channels(ref_c).tolist()
+    [1, 2, 4, 0, 3]
+    >>> chart_channels(ref_c, top_k=2).tolist(), chart_channels(ref_c, top_k=2, keep=3).tolist()
+    ([1, 2], [1, 2, 3])
+    >>> chart_channels(ref_c, top_k=0, keep=99).tolist()
+    []
+    """
+    if ref_c.ndim != 1:
+        raise ValueError(f"ref_c must be one feature vector (C,), got shape {ref_c.shape}")
+    if top_k is not None and top_k < 0:
+        raise ValueError(f"top_k must be None (all channels) or at least 0, got {top_k}")
+    order = np.argsort(-np.abs(ref_c), kind="stable")  # stable: equal magnitudes stay in channel order
+    if top_k is None or top_k >= order.size:
+        return order.astype(np.int64)
+    chosen = order[:top_k]
+    if keep is not None and 0 <= keep < order.size and keep not in chosen:
+        chosen = order[np.isin(order, np.append(chosen, keep))]  # ``keep`` at its rank, not at the end
+    return chosen.astype(np.int64)

@@ -34,7 +34,7 @@ from typing import Callable, Collection, Mapping
 
 from .views import OverlaySettings
 
-__all__ = ["ViewState", "Bounds", "to_query", "from_query", "checked_int"]
+__all__ = ["ViewState", "Bounds", "to_query", "from_query", "checked_int", "APP_KEYS", "model_from_query"]
 
 XY = tuple[float, float]
 SETTINGS_KEYS = tuple(f.name for f in fields(OverlaySettings))
@@ -43,6 +43,9 @@ _FLOAT = re.compile(r"[+-]?(?:[0-9]{1,9}(?:\.[0-9]{0,9})?|\.[0-9]{1,9})")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _TRACKING = re.compile(r"utm_\w*|\w*clid", re.ASCII)  # added by link shorteners and social media
 _SHOWN_CHARS = 40
+APP_KEYS = ("model", "present")  # read by the app shell and presentation mode, not by a page
+"""Parameters of the whole app, not of one page's view: the app's shell reads them (the model
+of every page); :func:`from_query` passes over them and :func:`to_query` never writes them."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,14 @@ def _xy(xy: XY) -> str:
     return f"{xy[0]:.4f},{xy[1]:.4f}"
 
 
-def to_query(state: ViewState) -> dict[str, str]:
-    """The state as ``{param: text}``; defaults of optional fields are left out."""
+def to_query(state: ViewState, omit: Collection[str] = ()) -> dict[str, str]:
+    """The state as ``{param: text}``; defaults of optional fields are left out, and so are the
+    parameters in ``omit`` (those a page does not show: its :attr:`Bounds.hidden`).
+
+    >>> to_query(ViewState(images=("coffee",), layers=("stage3",), channel=("stage3", 7)),
+    ...          omit=("ref", "ref_image", "metric", "scale", "cmap", "base", "upsample"))
+    {'images': 'coffee', 'layers': 'stage3', 'opacity': '0.60', 'channel': 'stage3:7'}
+    """
     query = {"images": ",".join(state.images), "layers": ",".join(state.layers), "ref": _xy(state.ref),
              "ref_image": str(state.ref_image)}
     if state.pin is not None:
@@ -118,7 +127,7 @@ def to_query(state: ViewState) -> dict[str, str]:
         query["parts"] = str(state.parts)
         if state.part is not None:
             query["part"] = str(state.part)
-    return query
+    return {key: text for key, text in query.items() if key not in omit}
 
 
 # --------------------------------------------------------------------------- reading a link
@@ -274,6 +283,8 @@ def _single_values(params: Mapping[str, str | list[str]], hidden: Collection[str
     raw, notes, unknown = {}, {}, []
     for key, value in params.items():
         values = [value] if isinstance(value, str) else list(value)
+        if key in APP_KEYS:  # the app's shell reads and checks these
+            continue
         if key not in _READERS:
             unknown += [] if _TRACKING.fullmatch(key) else [key]
             continue
@@ -317,3 +328,31 @@ def from_query(params: Mapping[str, str | list[str]], defaults: ViewState,
             if note:
                 notes.setdefault(key, []).append(f"ignored {note} in {key}={_show(text)}")
     return state, ["; ".join(n) for n in notes.values()]
+
+
+def model_from_query(params: Mapping[str, str | list[str]], models: Collection[str], default: str
+                     ) -> tuple[str, list[str]]:
+    """The model a link names in its ``model`` parameter (one of ``models``, registry names),
+    or ``default`` when it names none or an unknown one; and one warning for an ignored value
+    (unknown model, or a repeated parameter: the last one is used, as for every parameter).
+
+    >>> model_from_query({"model": "resnet50.tv_in1k"}, ["lite0.in1k", "resnet50.tv_in1k"], "lite0.in1k")
+    ('resnet50.tv_in1k', [])
+    >>> model_from_query({"model": "nosuch"}, ["lite0.in1k"], "lite0.in1k")
+    ('lite0.in1k', ["ignored model='nosuch' from the link: unknown model; used lite0.in1k, which works offline"])
+    >>> model_from_query({}, ["lite0.in1k"], "lite0.in1k")
+    ('lite0.in1k', [])
+    """
+    value = params.get("model")
+    values = [] if value is None else [value] if isinstance(value, str) else list(value)
+    if not values or values[-1] == "":
+        return default, []
+    notes = []
+    if len(values) > 1:
+        notes.append(f"model appears {len(values)} times in the link: ignored "
+                     f"{', '.join(_show(v) for v in values[:-1][:3])}, used the last ({_show(values[-1])})")
+    name = values[-1]
+    if name not in models:
+        notes.append(f"ignored model={_show(name)} from the link: unknown model; used {default}, which works offline")
+        name = default
+    return name, ["; ".join(notes)] if notes else []

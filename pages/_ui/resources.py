@@ -13,6 +13,7 @@ from featurelens.images import get_gallery_image, upload_to_image
 from featurelens.config import memory_budget_bytes
 from featurelens.hosting import ByteBudgetCache, release_freed_memory
 from featurelens.models import analyse_image
+from featurelens.similarity import Bits, HoverAssets, hover_assets
 from featurelens.scenarios import Scenario, load_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,3 +73,14 @@ def image_report(model_name: str, image_key: str, image):
             report = analyse_image(get_model(model_name), image)
         memory.put(key, report)
     return report
+
+
+def view_assets(model_name: str, image_keys: tuple[str, ...], layers: tuple[str, ...], reports,
+                bits: Bits = 8) -> HoverAssets:
+    """Photos and quantised feature grids of ``layers`` for the browser's similarity views
+    (:func:`featurelens.similarity.hover_assets`), packed once per image/layer set and shared
+    under the server's memory budget. ``reports``: one :func:`image_report` per image key."""
+    return server_memory().get_or_create(
+        ("hover", model_name, image_keys, layers, bits),
+        lambda: hover_assets([r.display_hwc_u8 for r in reports], [{l: r.feats_hwc[l] for l in layers} for r in reports],
+                             bits=bits))

@@ -1,4 +1,7 @@
-"""The app shell: deep-link hand-over to ``app.py``, the shared sidebar, the current model and layer."""
+"""The app shell: deep-link hand-over to ``app.py``, the shared sidebar and the current model.
+
+One rule for layers: the sidebar picks the model, which every page uses (and which every
+page's link carries as ``model=``); each page picks its own layers, next to its views."""
 
 from __future__ import annotations
 
@@ -11,12 +14,15 @@ from featurelens.config import DEFAULT_CACHE_CATALOG, caches_dir, data_roots, fe
 from featurelens.hosting import redact_paths
 from featurelens.models import WeightsCorruptError, WeightsUnavailableError
 from featurelens.models import MIRROR_ENV, known_download_bytes
+from featurelens.similarity import model_from_query
 
 from .resources import get_model
 
 DEFAULT_MODEL = "efficientnet_lite0.in1k"
-MODEL_KEY, LAYER_KEY = "fl_model", "fl_layer"
+MODEL_KEY = "fl_model"
 FAILED_KEY = "fl_model_failed"  # {model name: why it could not be loaded}, until the user tries again
+OFFER_KEY = "fl_model_offer"  # a model a link named that must download first: offered, never fetched unasked
+LAYER_RULE = "Every page uses this model; each page picks its own layers, next to its views."
 
 
 def ensure_app_shell() -> None:
@@ -46,35 +52,101 @@ def _forget_failures() -> None:
     st.session_state[FAILED_KEY] = {}
 
 
+def _model_chosen() -> None:
+    """A choice in the sidebar: try its download again, and drop a link's offer."""
+    _forget_failures()
+    st.session_state.pop(OFFER_KEY, None)
+
+
 def _use_offline_model() -> None:
     st.session_state[MODEL_KEY] = DEFAULT_MODEL
     _forget_failures()
 
 
 def shared_sidebar() -> None:
-    """Model and layer pickers plus the device, kept in ``st.session_state`` across pages. When the
-    chosen model cannot be loaded, one message at the top of the page says why and how to get it,
-    and every page goes on with the offline default model."""
+    """The model picker and the device, kept in ``st.session_state`` across pages; layers are
+    each page's own (:data:`LAYER_RULE`, said under the picker). When the chosen model cannot
+    be loaded, one message at the top of the page says why and how to get it, and every page
+    goes on with the offline default model. A link's ``model=`` is read on a session's first
+    run; the model in use is written back into the address bar on every run."""
     names = fl.list_models()  # offline models first
     st.session_state.setdefault(MODEL_KEY, DEFAULT_MODEL)
+    _model_from_link(names)
     with st.sidebar:
         st.markdown("### Model")
-        st.selectbox("Model", names, key=MODEL_KEY, format_func=_model_label, on_change=_forget_failures,
+        st.selectbox("Model", names, key=MODEL_KEY, format_func=_model_label, on_change=_model_chosen,
                      help="Models without a note work offline. The others download their weights once; "
                           f"without internet, a classroom server named in {MIRROR_ENV} can serve them.")
         model = current_model()
         if model is not None:
-            _layer_picker(model)
+            st.caption(f"{LAYER_RULE}  \n{model.spec.description}  \nDevice: **{model.device}** · "
+                       f"input {model.input_hw[1]}×{model.input_hw[0]} px")
     _show_model_problem()
+    _show_model_offer()
+    _save_model_to_url(model)
 
 
-def _layer_picker(model: fl.FeatureModel) -> None:
-    layer_names = [layer.name for layer in model.layers]
-    if st.session_state.get(LAYER_KEY) not in layer_names:
-        st.session_state[LAYER_KEY] = model.spec.default_layers[-1]
-    st.selectbox("Layer", layer_names, key=LAYER_KEY, format_func=model.layer_label,
-                 help="Deeper layers: coarser grid, more channels, more abstract features.")
-    st.caption(f"{model.spec.description}  \nDevice: **{model.device}** · input {model.input_hw[1]}×{model.input_hw[0]} px")
+def _model_from_link(names: list[str]) -> None:
+    """On a session's first run, the link's ``model=``: a model that works here is chosen; one
+    that must download first is offered (:func:`_show_model_offer`), never fetched unasked; an
+    unknown one gets one warning and the offline default."""
+    if st.session_state.get("fl__model_url_loaded"):
+        return
+    st.session_state["fl__model_url_loaded"] = True
+    params = {key: st.query_params.get_all(key) for key in st.query_params}
+    if "model" not in params:
+        return
+    name, warnings = model_from_query(params, names, DEFAULT_MODEL)
+    for warning in warnings:
+        st.warning(plain(f"Shared link: {warning}."))
+    if fl.weights_available(name):
+        st.session_state[MODEL_KEY] = name
+    else:
+        st.session_state[OFFER_KEY] = name
+
+
+def _accept_offer(name: str) -> None:
+    st.session_state[MODEL_KEY] = name
+    _model_chosen()
+
+
+def _decline_offer() -> None:
+    st.session_state.pop(OFFER_KEY, None)
+
+
+def _show_model_offer() -> None:
+    """A link's model whose weights are not on this machine, as a choice: download it, or not."""
+    name = st.session_state.get(OFFER_KEY)
+    if name is None or st.session_state.get(MODEL_KEY) == name:
+        return
+    st.info(f"This link uses **{name}**, whose weights{_download_size(name)} are not on this machine yet. "
+            f"Until you choose to download them, every page uses **{DEFAULT_MODEL}**, which works offline.",
+            icon=":material/download:")
+    use, keep, _ = st.columns([2, 2, 3])
+    use.button("Download and use it", key="fl_accept_offer", on_click=_accept_offer, args=(name,), width="stretch",
+               help=f"Downloads {name}'s weights once, from {MIRROR_ENV} when it is set, else from the official site.")
+    keep.button(f"Keep {DEFAULT_MODEL}", key="fl_decline_offer", on_click=_decline_offer, width="stretch")
+
+
+def link_params() -> dict[str, str]:
+    """The app's own link parameters (:data:`featurelens.similarity.APP_KEYS`), as the address
+    bar should hold them now: ``model`` unless it is the default. Pages that write their view
+    into the address bar keep these (``pages._ui.urlstate.save_view_to_url``)."""
+    from .presentation import present_param  # presentation imports nothing from here; kept lazy all the same
+
+    name = st.session_state.get("fl__model_in_use", DEFAULT_MODEL)
+    return ({} if name == DEFAULT_MODEL else {"model": name}) | present_param()
+
+
+def _save_model_to_url(model: fl.FeatureModel | None) -> None:
+    """The model in use (the offline default while the chosen one cannot load) in the address bar."""
+    st.session_state["fl__model_in_use"] = model.name if model is not None else DEFAULT_MODEL
+    wanted = link_params().get("model")
+    if st.query_params.get_all("model") != ([wanted] if wanted else []):
+        if wanted:
+            st.query_params["model"] = wanted
+        else:
+            del st.query_params["model"]
 
 
 def _load(name: str) -> tuple[fl.FeatureModel | None, str | None]:
@@ -146,7 +218,3 @@ def visitor_text(text: str) -> str:
     labels |= {root: root.name for root in data_roots()}
     return redact_paths(text, labels)
 
-
-def current_layer(model: fl.FeatureModel) -> str:
-    layer = st.session_state.get(LAYER_KEY)
-    return layer if layer in [l.name for l in model.layers] else model.spec.default_layers[-1]

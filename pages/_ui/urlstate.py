@@ -7,7 +7,7 @@ import streamlit as st
 
 from featurelens.similarity import ViewState, from_query, to_query, Bounds
 
-from .shell import plain
+from .shell import link_params, plain
 
 def load_view_from_url(prefix: str, defaults: ViewState, bounds: Bounds) -> ViewState | None:
     """On a session's first run of a page, read the shared link's view, checked against the
@@ -23,7 +23,7 @@ def load_view_from_url(prefix: str, defaults: ViewState, bounds: Bounds) -> View
     for warning in warnings:
         st.warning(plain(f"Shared link: {warning}."))
     if params:
-        save_view_to_url(state)
+        save_view_to_url(state, bounds)
     if state == defaults:
         return None
     for field_name, value in state.settings.__dict__.items():
@@ -31,8 +31,10 @@ def load_view_from_url(prefix: str, defaults: ViewState, bounds: Bounds) -> View
     return state
 
 
-def save_view_to_url(state: ViewState) -> None:
-    """Mirror the view into the address bar, so copying the URL shares exactly this view."""
-    query = to_query(state)
+def save_view_to_url(state: ViewState, bounds: Bounds | None = None) -> None:
+    """Mirror the view into the address bar, so copying the URL shares exactly this view: the
+    app's own parameters (the model: :func:`~pages._ui.shell.link_params`) and the view's,
+    less those the page does not show (``bounds.hidden``)."""
+    query = link_params() | to_query(state, omit=bounds.hidden if bounds else ())
     if {key: st.query_params.get_all(key) for key in st.query_params} != {k: [v] for k, v in query.items()}:
         st.query_params.from_dict(query)

@@ -31,7 +31,7 @@ def preset_buttons(sc: Scenario, prefix: str, apply, title: str = "**Presets**")
         apply(preset)
         st.session_state[f"{prefix}_preset_note"] = preset.name
 
-    with st.container(border=True):
+    with st.container():
         st.markdown(title)
         for col, preset in zip(st.columns(len(sc.presets) or 1), sc.presets):
             col.button(preset.name, help=preset.note, on_click=choose, args=(preset,), width="stretch")
@@ -42,9 +42,12 @@ def preset_buttons(sc: Scenario, prefix: str, apply, title: str = "**Presets**")
 
 def image_picker(key: str, default_id: str = "chelsea"):
     """Gallery or upload → ``(image_key, PIL RGB image)``; shows an error and returns
-    ``(None, None)`` for a file that is not a usable image."""
+    ``(None, None)`` for a file that is not a usable image. The gallery photo's source and
+    license go in the select's tooltip and under the views (:func:`image_credit`), so the
+    picker stays two rows high and the views come first."""
     gallery = {g.id: g for g in bundled_gallery()}
-    source = st.radio("Image source", ["Gallery", "Upload"], horizontal=True, key=f"{key}_source")
+    source = st.radio("Image source", ["Gallery", "Upload"], horizontal=True, key=f"{key}_source",
+                      label_visibility="collapsed")
     if source == "Upload":
         upload = st.file_uploader("Upload an image", type=None, key=f"{key}_upload",
                                   help="JPEG, PNG, TIFF, BMP, WebP; grayscale, 16-bit and RGBA are fine.")
@@ -60,9 +63,18 @@ def image_picker(key: str, default_id: str = "chelsea"):
     ids = list(gallery)
     index = ids.index(default_id) if default_id in ids else 0
     image_id = st.selectbox("Gallery image", ids, index=index, key=f"{key}_gallery",
-                            format_func=lambda i: gallery[i].caption)
-    st.caption(f"Source: {gallery[image_id].source} · License: {gallery[image_id].license}")
+                            format_func=lambda i: gallery[i].caption,
+                            help="Photos that ship with scikit-image, scikit-learn and matplotlib; each one's source "
+                                 "and license are shown under the views.")
     return f"gallery:{image_id}", load_gallery_image(image_id)
+
+
+def image_credit(image_key: str) -> None:
+    """The source and license of a gallery photo (``gallery:ID``), as a caption; nothing for uploads."""
+    if image_key.startswith("gallery:"):
+        item = {g.id: g for g in bundled_gallery()}.get(image_key.split(":", 1)[1])
+        if item is not None:
+            st.caption(f"Photo: {item.caption} — source: {item.source} · license: {item.license}")
 
 
 def consume_click(key: str) -> tuple[float, float] | None:
@@ -81,31 +93,40 @@ def consume_click(key: str) -> tuple[float, float] | None:
 
 
 def overlay_controls(prefix: str, defaults: OverlaySettings) -> OverlaySettings:
-    """Metric, colour scale, colormap, opacity, base photo and upsampling widgets → settings."""
+    """Metric, colour scale, colormap, opacity, base photo and upsampling widgets → settings,
+    stacked (pages put them in a "View settings" popover, so the views come first)."""
     for field_name, value in defaults.__dict__.items():
         st.session_state.setdefault(f"{prefix}_{field_name}", value)
-    cols = st.columns([1.3, 1.2, 1, 1.2, 0.9, 0.9])
-    metric = cols[0].selectbox("Similarity", list(METRICS), key=f"{prefix}_metric",
-                               format_func=lambda k: METRICS[k].display_name,
-                               help="\n\n".join(f"**{m.display_name}**: {m.description}" for m in METRICS.values()))
-    scale = cols[1].radio("Colour scale", list(COLOR_SCALES), key=f"{prefix}_scale", horizontal=True,
-                          format_func=lambda k: k.capitalize(),
-                          help="\n\n".join(f"**{s.display_name}**: {s.description}" for s in COLOR_SCALES.values()))
-    cmap = cols[2].selectbox("Colormap", list(COLORMAPS), key=f"{prefix}_cmap",
-                             format_func=lambda k: COLORMAPS[k].display_name)
-    opacity = cols[3].slider("Opacity", 0.0, 1.0, step=0.05, key=f"{prefix}_opacity")
-    base = cols[4].radio("Photo", ["gray", "color"], key=f"{prefix}_base", format_func=str.capitalize,
-                         help="Grayscale keeps the photo's colours from competing with the heat map.")
-    upsample = cols[5].radio("Upsampling", list(UPSAMPLE_MODES), key=f"{prefix}_upsample",
-                             format_func=str.capitalize,
-                             help="Nearest shows the layer's grid honestly; bilinear looks smoother.")
+    metric = st.selectbox("Similarity", list(METRICS), key=f"{prefix}_metric",
+                          format_func=lambda k: METRICS[k].display_name,
+                          help="\n\n".join(f"**{m.display_name}**: {m.description}" for m in METRICS.values()))
+    scale = st.radio("Colour scale", list(COLOR_SCALES), key=f"{prefix}_scale", horizontal=True,
+                     format_func=lambda k: k.capitalize(),
+                     help="\n\n".join(f"**{s.display_name}**: {s.description}" for s in COLOR_SCALES.values()))
+    cmap = st.selectbox("Colormap", list(COLORMAPS), key=f"{prefix}_cmap", format_func=lambda k: COLORMAPS[k].display_name)
+    opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, key=f"{prefix}_opacity")
+    base = st.radio("Photo", ["gray", "color"], key=f"{prefix}_base", format_func=str.capitalize, horizontal=True,
+                    help="Grayscale keeps the photo's colours from competing with the heat map.")
+    upsample = st.radio("Upsampling", list(UPSAMPLE_MODES), key=f"{prefix}_upsample", horizontal=True,
+                        format_func=str.capitalize,
+                        help="Nearest shows the layer's grid honestly; bilinear looks smoother.")
     return OverlaySettings(metric=metric, scale=scale, cmap=cmap, opacity=float(opacity), base=base, upsample=upsample)
 
 
-def grid_caption(model: fl.FeatureModel, layer: str, view) -> str:
-    lo, hi = view.value_range
-    cell = f" · reference cell (row {view.ref_cell[0]}, col {view.ref_cell[1]})" if view.ref_cell else ""
-    return f"**{model.layer_label(layer)}**{cell} · colours {lo:.2f} to {hi:.2f}"
+def precision_control(prefix: str) -> int:
+    """How precisely the features travel to the browser: 8 bit (default, |Δcosine| < 0.01 on the
+    gallery) or 16 bit (twice the bytes, |Δcosine| < 1e-4)."""
+    return st.radio("Feature precision in the browser", [8, 16], key=f"{prefix}_bits", horizontal=True,
+                    format_func=lambda b: f"{b} bit",
+                    help="The views compute similarity in your browser from features sent once per image and "
+                         "layer set, quantised per feature vector (as IFeaLiD does). 8 bit changes a cosine by "
+                         "less than 0.01 on the gallery; 16 bit by less than 0.0001, for twice the bytes.")
+
+
+def figure_caption(model: fl.FeatureModel, settings: OverlaySettings, layers: str) -> str:
+    """What an exported figure says under the views: model, layer(s), metric, colour scale, colormap."""
+    return (f"{model.name} · {layers} · {METRICS[settings.metric].display_name} · {settings.scale} colour scale "
+            f"· {COLORMAPS[settings.cmap].display_name} · opacity {settings.opacity:.2f}")
 
 
 def consume_chart_pick(key: str, param: str, field_name: str):

@@ -6,51 +6,45 @@ Screenshots land in ``screenshots/`` at the repo root.
 
 from __future__ import annotations
 
+import json
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from browser_helpers import assert_no_exception, main_area, open_page, screenshot, streamlit_server, wait_for_app
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect  # noqa: F401
 
-from featurelens.similarity import MontageLayout
 from featurelens.images import get_gallery_image
 
-# Mirrors pages/model_layers.py: N_CHANNELS, TILE_PX, COLS = 16, 96, 4 (gap 4 px).
-LAYOUT = MontageLayout(n_tiles=16, cols=4, tile_px=96)
-MONTAGE = '[data-testid="stMain"] img.fl-click-image'  # the one clickable image (in a shadow root)
-TILES_CAPTION = re.compile(r"^Tiles, left to right, top to bottom: channels ")
+TILES = '[data-testid="stMain"] canvas.fl-sim-canvas'  # 16 tiles, then the large view (in a shadow root)
+N_TILES = 16  # pages/model_layers.py: N_CHANNELS
 RERUN_TIMEOUT_MS = 60_000  # a new image runs the model on CPU
+# The channels element's state (pages/_ui/similarity_view.py), once its photo and features are decoded.
+_STATE_JS = """() => { for (const host of document.querySelectorAll('[data-testid="stMain"] [data-testid="stBidiComponentIsolated"]')) {
+    const root = host.shadowRoot && host.shadowRoot.querySelector('.fl-sim-root');
+    if (root && root.__flView.assets && root.__flView.draws > 0) return root.__flView; } return null; }"""
 
 
 _main, _open = main_area, open_page
 
 
+def _view(page: Page, expression: str):
+    """``expression`` evaluated on the channels element's state ``s`` (after it has drawn)."""
+    page.wait_for_function(f"() => ({_STATE_JS})() !== null", timeout=RERUN_TIMEOUT_MS)
+    return page.evaluate(f"() => {{ const s = ({_STATE_JS})(); return {expression}; }}")
+
+
 def _tile_channels(page: Page) -> list[int]:
-    """The channel numbers of the montage tiles, read from the caption under it."""
-    caption = _main(page).get_by_text(TILES_CAPTION)
-    expect(caption).to_be_visible()
-    return [int(c) for c in TILES_CAPTION.sub("", caption.inner_text().strip()).split(",")]
+    """The channel of each tile, in order, as the page sent them."""
+    return _view(page, "s.header.views.slice(0, -1).map(v => v.channel)")
 
 
-def _montage(page: Page) -> Locator:
-    """The channel grid's image, once it has loaded and is laid out at its column's width."""
-    image = page.locator(MONTAGE)
-    expect(image).to_be_visible()
-    image.evaluate("i => new Promise(done => { const ok = () => i.complete && i.naturalWidth > 0"
-                   " && i.getBoundingClientRect().height > 100;"
-                   " const poll = () => ok() ? done() : setTimeout(poll, 50); poll(); })")
-    return image
+def _large_caption(page: Page) -> str:
+    return _view(page, "s.views[s.views.length - 1].caption.textContent")
 
 
 def _click_tile(page: Page, index: int) -> None:
-    """Click the centre of montage tile ``index``; the montage is stretched to its column, so
-    montage pixels are scaled to displayed pixels."""
-    image = _montage(page)
-    shown_w = image.evaluate("i => i.width")
-    scale = shown_w / LAYOUT.size_wh[0]
-    x, y = LAYOUT.tile_origin(index)
-    half = LAYOUT.tile_px / 2
-    image.click(position={"x": (x + half) * scale, "y": (y + half) * scale})
+    page.locator(TILES).nth(index).click()
 
 
 def _chart_bars(chart: Locator) -> dict[str, float]:
@@ -94,10 +88,11 @@ def test_model_layers_coffee_top5_and_channel_grid_click(page: Page, app_url: st
     _open(page, f"{app_url}/model_layers")
     main = _main(page)
     expect(main.get_by_role("heading", name="Model & layers", exact=True)).to_be_visible()
-    # The shared sidebar (app.py) ran too: model and layer pickers are there.
+    # The shared sidebar (app.py) ran too: it picks the model; the layer is picked on the page.
     sidebar = page.locator('[data-testid="stSidebar"]')
     expect(sidebar.get_by_role("combobox", name="Model")).to_be_visible()
-    expect(sidebar.get_by_role("combobox", name="Layer")).to_be_visible()
+    expect(sidebar.get_by_role("combobox", name="Layer")).to_have_count(0)
+    expect(main.get_by_role("combobox", name="Layer")).to_be_visible()
 
     # Gallery → the coffee photo; the Top-5 chart follows with "espresso" on top.
     _select_gallery_image(page, "coffee")
@@ -110,24 +105,31 @@ def test_model_layers_coffee_top5_and_channel_grid_click(page: Page, app_url: st
     assert max(bars, key=bars.get) == "espresso", bars
     expect(chart.locator("svg text", has_text=re.compile(r"^espresso$"))).to_be_visible()
 
-    # The channel grid: the whole montage, stretched to its column.
-    montage = _montage(page)
-    natural_w, natural_h, shown_w, shown_h = montage.evaluate(
-        "i => [i.naturalWidth, i.naturalHeight, i.width, i.height]")
-    assert (natural_w, natural_h) == LAYOUT.size_wh
-    assert shown_w >= 300 and abs(shown_h / shown_w - natural_h / natural_w) < 0.02, (shown_w, shown_h)
+    # The channel grid: 16 tiles and the large view, all drawn, none cropped.
+    tiles = page.locator(TILES)
+    expect(tiles).to_have_count(N_TILES + 1)
+    tiles.nth(N_TILES).scroll_into_view_if_needed()
+    boxes = [tiles.nth(i).bounding_box() for i in range(N_TILES + 1)]
+    assert all(b["width"] >= 60 and b["height"] >= 30 for b in boxes), boxes
+    assert boxes[-1]["width"] > 3 * boxes[0]["width"], "the large view is not large"
     box = main.locator(".stBidiComponent").bounding_box()  # the element, in the page's own DOM
-    assert box and box["width"] >= shown_w - 1 and box["height"] >= shown_h - 1, f"montage cropped: {box}"
+    assert box and box["height"] >= boxes[-1]["height"], f"channel views cropped: {box}"
 
-    # Clicking the second tile selects the second channel of the caption.
+    # Pointing at a tile shows its channel large, with no server round trip; a click keeps it.
     channels = _tile_channels(page)
-    assert len(channels) == LAYOUT.n_tiles and len(set(channels)) == len(channels), channels
+    assert len(channels) == N_TILES and len(set(channels)) == N_TILES, channels
+    tile = tiles.nth(2).bounding_box()
+    page.mouse.move(tile["x"] + tile["width"] / 2, tile["y"] + tile["height"] / 2)
+    assert f"· channel {channels[2]} ·" in _large_caption(page)
+    same = _view(page, "Array.from(s.maps[s.maps.length - 1]).every((v, i) => v === s.maps[2][i])")
+    assert same, "the large view does not show the hovered tile's channel"
     channel_input = main.get_by_role("spinbutton", name="Channel")
     expect(channel_input).not_to_have_value(str(channels[1]))
     _click_tile(page, 1)
     expect(channel_input).to_have_value(str(channels[1]), timeout=RERUN_TIMEOUT_MS)
-    expect(main.get_by_text(re.compile(rf"^Channel {channels[1]} of "))).to_be_visible()
     wait_for_app(page)
+    page.mouse.move(0, 0)  # the pointer leaves: the large view shows the kept channel
+    assert f"· channel {channels[1]} ·" in _large_caption(page)
     assert_no_exception(page)
     screenshot(page, "model_layers")
 
@@ -170,5 +172,51 @@ def test_typed_channel_wins_after_tile_click(page: Page, app_url: str):
     channel_input.fill(str(channels[2]))
     channel_input.press("Enter")
     wait_for_app(page)
-    expect(main.get_by_text(re.compile(rf"^Channel {channels[2]} of "))).to_be_visible(timeout=3_000)
     expect(channel_input).to_have_value(str(channels[2]))
+    page.wait_for_function(f"() => {{ const s = ({_STATE_JS})(); return s && s.header.channel.index === {channels[2]}; }}")
+    page.mouse.move(0, 0)
+    assert f"· channel {channels[2]} ·" in _large_caption(page)
+
+
+def _layers_table_fits(page: Page) -> None:
+    """All four columns of the Layers table are in view: its grid does not scroll sideways
+    (the grid draws on a canvas; its scroller is wider inside than its box when columns are cut off)."""
+    table = _main(page).locator('[data-testid="stDataFrame"]')
+    expect(table).to_be_visible()
+    expect(table.locator('[role="columnheader"]')).to_have_count(4)  # the grid fills in after the element shows
+    headers = table.locator('[role="columnheader"]').evaluate_all("els => els.map(e => e.innerText)")
+    assert headers == ["layer · grid · channels", "stride", "values / image", "module"], headers
+    scroller = table.locator(".dvn-scroller")
+    expect(scroller).to_be_visible()
+    inner, shown = scroller.evaluate("s => [s.scrollWidth, s.clientWidth]")
+    assert inner <= shown, f"the Layers table is {inner} px wide in a {shown} px box: columns are cut off"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("size", [(1280, 720), (1400, 1000)])
+def test_layers_table_shows_every_column_and_the_link_restores_the_channel_view(browser, app_url: str, size):
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        _open(page, f"{app_url}/model_layers?images=coffee&layers=stage3&channel=stage3:7&opacity=0.40")
+        main = _main(page)
+        expect(main.get_by_role("combobox", name="Layer")).to_have_value("stage 3 · 28×28×40")
+        expect(main.get_by_role("spinbutton", name="Channel")).to_have_value("7")
+        assert _large_caption(page).startswith("stage 3 · 28×28×40 over the image · channel 7 ·")
+        _layers_table_fits(page)
+        link = parse_qs(urlsplit(page.url).query)
+        assert link == {"images": ["coffee"], "layers": ["stage3"], "channel": ["stage3:7"], "opacity": ["0.40"]}, link
+        coffee_tiles = _tile_channels(page)
+        _select_gallery_image(page, "chelsea")  # another image: the channel starts again at the strongest one
+        page.wait_for_function(f"() => {{ const s = ({_STATE_JS})(); return s && "
+                               f"JSON.stringify(s.header.views.slice(0, -1).map(v => v.channel)) !== '{json.dumps(coffee_tiles, separators=(',', ':'))}'; }}",
+                               timeout=RERUN_TIMEOUT_MS)
+        wait_for_app(page)
+        first = _tile_channels(page)[0]
+        expect(main.get_by_role("spinbutton", name="Channel")).to_have_value(str(first), timeout=RERUN_TIMEOUT_MS)
+        wait_for_app(page)
+        assert parse_qs(urlsplit(page.url).query)["channel"] == [f"stage3:{first}"]
+        screenshot(page, f"model_layers_link_{size[0]}x{size[1]}")
+    finally:
+        context.close()
