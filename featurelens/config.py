@@ -93,6 +93,20 @@ def hosted() -> bool:
     return os.environ.get(MODE_ENV, "").strip().lower() == "hosted"
 
 
+def visitor_downloads() -> bool:
+    """Whether a visitor may start a weights download (up to ~550 MB): always on a course
+    machine; in :func:`hosted` mode only when the operator sets ``$FEATURELENS_ALLOW_DOWNLOADS=1``.
+
+    >>> os.environ["FEATURELENS_MODE"] = "hosted"; visitor_downloads()
+    False
+    >>> os.environ["FEATURELENS_ALLOW_DOWNLOADS"] = "1"; visitor_downloads()
+    True
+    >>> del os.environ["FEATURELENS_MODE"], os.environ["FEATURELENS_ALLOW_DOWNLOADS"]; visitor_downloads()
+    True
+    """
+    return not hosted() or os.environ.get("FEATURELENS_ALLOW_DOWNLOADS", "").strip() == "1"
+
+
 def data_roots() -> tuple[Path, ...]:
     """The image folders the operator offers (``$FEATURELENS_DATA_ROOTS``, separated by
     ``os.pathsep``), resolved; those that are not folders are left out.

@@ -20,7 +20,7 @@ SCENARIO = scenario("compare_images")
 P = "cmp"
 MODES = {"all": "All images", "pair": "Two images", "parts": "NMF parts"}
 COLS_PER_ROW = 4
-NORMAL_VIEW_HEIGHT = "max(150px, calc(100vh - 570px))"  # a row of views fits under the controls at 1280×720
+NORMAL_VIEW_HEIGHT = "max(120px, calc(100vh - 610px))"  # a row of views fits under the controls at 1280×720
 PARTS_K, DEFAULT_K = (2, 10), 4  # the range of the "Parts (k)" slider, and its start
 
 

@@ -21,6 +21,7 @@ ensure_app_shell()
 
 SCENARIO = scenario("model_layers")
 N_CHANNELS, COLS = 16, 4
+PHOTO_MAX_PX = (380, 190)  # width, height: the photo stays on a 1280×720 screen with the controls above it
 P = "ml"  # widget-key prefix of this page
 # what this page's view does not have: a link's value for one of these is ignored with a warning
 HIDDEN = ("ref", "ref_image", "pin", "metric", "scale", "cmap", "base", "upsample", "mode", "parts", "part")
@@ -70,7 +71,8 @@ report = image_report(model.name, image_key, image)
 
 with left:
     st.image(image, caption=f"{image.width}×{image.height} px — the model sees it resized to "
-             f"{model.input_hw[1]}×{model.input_hw[0]}", width="stretch")
+             f"{model.input_hw[1]}×{model.input_hw[0]}",
+             width=int(min(PHOTO_MAX_PX[0], PHOTO_MAX_PX[1] * image.width / image.height)))
 with right:
     st.subheader("Top-5 ImageNet labels")
     preds = pd.DataFrame([{"label": p.label, "probability": p.probability, "class": p.index}

@@ -317,3 +317,26 @@ def test_the_default_cache_name_follows_the_image_source_until_typed(hosted):
     at.text_input(key="fc_name").set_value("mine").run()
     at.radio(key="fc_source").set_value("gallery").run()
     assert at.text_input(key="fc_name").value == "mine"
+
+
+def test_hosted_visitors_cannot_start_a_weights_download_unless_the_operator_allows_it(monkeypatch):
+    """Issue 8: on an online hosted box any visitor could make the server fetch up to 553 MB."""
+    from streamlit.testing.v1 import AppTest
+    from test_app import ROOT
+
+    monkeypatch.setenv("FEATURELENS_MODE", "hosted")
+    at = _run("home")
+    offered = at.sidebar.selectbox(key="fl_model").options
+    assert offered and not any("download" in label for label in offered), offered
+    assert not any(label.startswith("resnet50") for label in offered)
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params["model"] = "resnet50.tv_in1k"
+    at.run()
+    assert not at.exception
+    assert any("resnet50" in w.value and "is not installed on this server" in w.value for w in at.warning)
+    assert at.session_state["fl_model"] == "efficientnet_lite0.in1k" and not at.button  # no download offer
+
+    monkeypatch.setenv("FEATURELENS_ALLOW_DOWNLOADS", "1")
+    at = _run("home")
+    assert any(label.startswith("resnet50.tv_in1k — download") for label in at.sidebar.selectbox(key="fl_model").options)

@@ -10,7 +10,7 @@ import re
 import streamlit as st
 
 import featurelens as fl
-from featurelens.config import DEFAULT_CACHE_CATALOG, caches_dir, data_roots, featurelens_home, hosted
+from featurelens.config import DEFAULT_CACHE_CATALOG, caches_dir, data_roots, featurelens_home, hosted, visitor_downloads
 from featurelens.hosting import redact_paths
 from featurelens.models import WeightsCorruptError, WeightsUnavailableError
 from featurelens.models import MIRROR_ENV, known_download_bytes
@@ -69,7 +69,10 @@ def shared_sidebar() -> None:
     be loaded, one message at the top of the page says why and how to get it, and every page
     goes on with the offline default model. A link's ``model=`` is read on a session's first
     run; the model in use is written back into the address bar on every run."""
-    names = fl.list_models()  # offline models first
+    # offline models first; on a hosted box, visitors get only the installed ones unless the operator allows downloads
+    names = [n for n in fl.list_models() if visitor_downloads() or fl.weights_available(n)]
+    if st.session_state.get(MODEL_KEY, DEFAULT_MODEL) not in names:
+        st.session_state[MODEL_KEY] = DEFAULT_MODEL
     st.session_state.setdefault(MODEL_KEY, DEFAULT_MODEL)
     _model_from_link(names)
     with st.sidebar:
@@ -95,6 +98,11 @@ def _model_from_link(names: list[str]) -> None:
     st.session_state["fl__model_url_loaded"] = True
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     if "model" not in params:
+        return
+    linked = params["model"][-1] if params["model"] else ""
+    if linked in fl.list_models() and linked not in names:  # hosted, downloads not allowed
+        st.warning(plain(f"Shared link: {linked} is not installed on this server, which offers "
+                         f"{', '.join(names)}; showing {DEFAULT_MODEL}."))
         return
     name, warnings = model_from_query(params, names, DEFAULT_MODEL)
     for warning in warnings:
