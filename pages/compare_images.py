@@ -8,11 +8,11 @@ from featurelens.images import bundled_gallery, ImageLoadError
 from featurelens.similarity import (NEGATIVE_HANDLING, describe_metric_choice, hover_state, nmf_parts, part_colors,
                                     reference_cell, reference_vector, render_parts, ViewState, Bounds, checked_int)
 from pages._ui.resources import image_report, load_gallery_image, load_upload, scenario, view_assets
-from pages._ui.shell import current_model, ensure_app_shell
+from pages._ui.shell import ensure_app_shell
 from pages._ui.presentation import PRESENT_VIEW_HEIGHT, layer_keys, preset_stepper, presentation_toggle, presenting
 from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
-from pages._ui.widgets import figure_caption, overlay_controls, precision_control, preset_buttons, render_lesson
+from pages._ui.widgets import figure_caption, overlay_controls, precision_control, preset_buttons, scenario_page
 
 ensure_app_shell()
 
@@ -29,13 +29,8 @@ def _parts(model_name: str, image_keys: tuple[str, ...], layer: str, k: int, neg
     return nmf_parts(_feats, k, negative=negative)
 
 
+model = scenario_page(SCENARIO, presentable=True)
 present = presenting()
-if not present:
-    st.title(SCENARIO.title)
-    render_lesson(SCENARIO)
-model = current_model()
-if model is None:
-    st.stop()
 gallery = {g.id: g for g in bundled_gallery()}
 layer_names = [layer.name for layer in model.layers]
 default_layer = SCENARIO.layers[0] if SCENARIO.layers and SCENARIO.layers[0] in layer_names else model.spec.default_layers[-1]

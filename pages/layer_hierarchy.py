@@ -8,23 +8,18 @@ from pages._ui.charts import vector_chart
 from pages._ui.resources import image_report, scenario, view_assets
 from pages._ui.presentation import PRESENT_VIEW_HEIGHT, layer_keys, preset_stepper, presentation_toggle, presenting
 from pages._ui.similarity_view import consume_commit, similarity_views
-from pages._ui.shell import current_model, ensure_app_shell
+from pages._ui.shell import ensure_app_shell
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
-from pages._ui.widgets import (consume_chart_pick, figure_caption, precision_control, image_credit, image_picker, overlay_controls, preset_buttons,
-                              render_lesson)
+from pages._ui.widgets import (consume_chart_pick, figure_caption, image_credit, image_picker, overlay_controls,
+                              precision_control, preset_buttons, scenario_page)
 
 ensure_app_shell()
 
 SCENARIO = scenario("layer_hierarchy")
 P = "lh"  # widget-key prefix of this page
 
+model = scenario_page(SCENARIO, presentable=True)
 present = presenting()
-if not present:
-    st.title(SCENARIO.title)
-    render_lesson(SCENARIO)
-model = current_model()
-if model is None:
-    st.stop()
 layer_names = [layer.name for layer in model.layers]
 default_layers = tuple(l for l in SCENARIO.layers if l in layer_names) or model.spec.default_layers
 

@@ -12,10 +12,10 @@ from featurelens.similarity import OverlaySettings, strongest_channels, checked_
 from featurelens.models import layer_rows
 from featurelens.models import label_note
 from pages._ui.resources import image_report, scenario, view_assets
-from pages._ui.shell import current_model, ensure_app_shell
+from pages._ui.shell import ensure_app_shell
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
 from pages._ui.similarity_view import consume_commit, similarity_views
-from pages._ui.widgets import image_picker, preset_buttons, render_lesson
+from pages._ui.widgets import image_picker, preset_buttons, scenario_page
 
 ensure_app_shell()
 
@@ -27,12 +27,7 @@ P = "ml"  # widget-key prefix of this page
 HIDDEN = ("ref", "ref_image", "pin", "metric", "scale", "cmap", "base", "upsample", "mode", "parts", "part")
 
 
-st.title(SCENARIO.title)
-render_lesson(SCENARIO)
-
-model = current_model()
-if model is None:
-    st.stop()
+model = scenario_page(SCENARIO)
 
 
 layer_names = [l.name for l in model.layers]

@@ -11,6 +11,8 @@ from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MO
 import featurelens as fl
 
 from .clickable_image import last_click
+from .presentation import presenting
+from .shell import current_model
 from .resources import load_gallery_image, load_upload
 
 
@@ -21,6 +23,18 @@ def render_lesson(sc: Scenario, expanded: bool = False) -> None:
         for title, items in (("Try", sc.lesson.try_), ("Notice", sc.lesson.notice), ("Discuss", sc.lesson.discuss)):
             if items:
                 st.markdown(f"**{title}**\n" + "\n".join(f"- {item}" for item in items))
+
+
+def scenario_page(sc: Scenario, *, presentable: bool = False) -> fl.FeatureModel:
+    """A scenario page's start: its title and lesson (left out in presentation mode on pages that
+    have one, ``presentable``), then the model every page uses; stops the page when there is none."""
+    if not (presentable and presenting()):
+        st.title(sc.title)
+        render_lesson(sc)
+    model = current_model()
+    if model is None:
+        st.stop()
+    return model
 
 
 def preset_buttons(sc: Scenario, prefix: str, apply, title: str = "**Presets**") -> None:
