@@ -15,7 +15,8 @@ an image into a long vector of numbers — its *features*. Two patches the netwo
 similar have similar vectors. FeatureLens lets you look at those vectors: which channels
 fire where, how the picture of the world changes from early layers (colours, edges) to late
 layers (object parts, objects), and which regions of other images the model thinks look
-alike. Click a point of a photo and every view lights up where the features are similar.
+alike. Point at a photo and every view lights up where the features are similar, following
+the pointer; a click keeps the point.
 
 Everything runs on your machine. The default model, **EfficientNet-Lite0** trained on
 ImageNet, ships with the app, so no download is needed; pick another model in the sidebar.
