@@ -1,4 +1,4 @@
-"""FeatureLens — Streamlit entry point: navigation and the shared sidebar (model, layer, device).
+"""FeatureLens — Streamlit entry point: navigation and the shared sidebar (model, device).
 
 Run with ``streamlit run app.py``. Works offline on CPU with the default model.
 """
@@ -19,12 +19,17 @@ PAGES = {
         st.Page("pages/compare_images.py", title="Compare images", icon=":material/compare:"),
         st.Page("pages/domain_shift.py", title="Domain shift", icon=":material/image_search:"),
         st.Page("pages/model_comparison.py", title="Model comparison", icon=":material/difference:"),
+        st.Page("pages/invariance.py", title="Rotation & scale invariance", icon=":material/rotate_right:"),
+        st.Page("pages/few_shot.py", title="Few-shot segmentation", icon=":material/format_paint:"),
     ],
     "Data": [
         st.Page("pages/feature_caches.py", title="Feature caches", icon=":material/database:"),
     ],
 }
 
+# Streamlit's main column starts 6rem down; 2.5rem leaves room for the header and brings the views
+# above the fold on a 1280×720 projector.
+st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
 page = st.navigation(PAGES)  # first: registers the pages before anything slow runs
 shared_sidebar()
 page.run()

@@ -7,6 +7,8 @@ One subpackage per capability:
 - :mod:`featurelens.images` — loading anything as RGB, bundled gallery, folders, uploads;
 - :mod:`featurelens.caches` — Zarr feature caches: build, resume, open, list;
 - :mod:`featurelens.similarity` — metrics, references, overlays, views, view state, parts;
+- :mod:`featurelens.invariance` — rotation, zoom and flip sweeps, corresponding cells, the chart;
+- :mod:`featurelens.segmentation` — training-free few-shot segmentation, IoU, mask folders;
 - :mod:`featurelens.config` — folders and environment variables;
 - :mod:`featurelens.scenarios` — scenario and recipe files; :mod:`featurelens.cli` — the command line.
 

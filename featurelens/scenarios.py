@@ -45,10 +45,14 @@ Scenario file::
     margin = 0.4
 
 A claim leaves out what its preset says: ``image`` and ``ref_image`` (the preset's image),
-``point``, ``layer``, ``images``, and the region-search fields ``domain``, ``box``,
-``model_a``/``layer_a``/``model_b``/``layer_b``; ``model`` and ``recipe`` default to the
-scenario's ``model`` and ``cache_recipe``. ``tests/test_lesson_claims.py`` checks every claim on
-the real offline model, computed the way the pages compute their views.
+``point``, ``layer``, ``images``, the region-search fields ``domain``, ``box``,
+``model_a``/``layer_a``/``model_b``/``layer_b``, the invariance fields ``transform``, ``values``,
+``center`` and ``than_point`` (the preset's ``point_b``; see :mod:`featurelens.invariance.claims`)
+and the few-shot fields ``support`` (the preset's image), ``support_region``, ``query``,
+``query_region``, ``method``, ``layers``, ``threshold`` (:mod:`featurelens.segmentation.claims`);
+``model`` and ``recipe`` default to the scenario's ``model`` and ``cache_recipe``.
+``tests/test_lesson_claims.py`` checks every claim on the real offline model, computed the way
+the pages compute their views.
 """
 
 from __future__ import annotations
@@ -61,7 +65,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .images import bundled_gallery
 from .models import get_spec
+from .invariance import SWEEP_CLAIMS
 from .search.claims import SEARCH_CLAIMS
+from .segmentation import SEGMENTATION_CLAIMS
 from .similarity import IMAGE_CLAIMS, LessonClaim
 
 __all__ = ["Claim", "CLAIM_KINDS", "Lesson", "Preset", "Scenario", "CacheRecipe", "ScenarioError", "load_scenario",
@@ -75,7 +81,8 @@ class ScenarioError(ValueError):
 _Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 CLAIM_KINDS: dict[str, type[LessonClaim]] = {cls.model_fields["kind"].default: cls
-                                              for cls in (*IMAGE_CLAIMS, *SEARCH_CLAIMS)}
+                                              for cls in (*IMAGE_CLAIMS, *SEARCH_CLAIMS, *SWEEP_CLAIMS,
+                                                          *SEGMENTATION_CLAIMS)}
 """Every claim kind a scenario file may use, by its ``kind``."""
 
 Claim = Annotated[Union[tuple(CLAIM_KINDS.values())], Field(discriminator="kind")]
@@ -83,7 +90,12 @@ Claim = Annotated[Union[tuple(CLAIM_KINDS.values())], Field(discriminator="kind"
 
 _PRESET_DEFAULTS = {"image": "image", "ref_image": "image", "point": "point", "layer": "layer", "images": "images",
                     "domain": "domain", "box": "box", "model_a": "model_a", "layer_a": "layer_a",
-                    "model_b": "model_b", "layer_b": "layer_b"}  # claim field: preset field
+                    "model_b": "model_b", "layer_b": "layer_b",
+                    # invariance: the sweep and the two references; few-shot: support, query and method
+                    "transform": "transform", "values": "values", "center": "center", "than_point": "point_b",
+                    "support": "image", "support_region": "support_region", "query": "query",
+                    "query_region": "query_region", "method": "method", "layers": "layers",
+                    "threshold": "threshold"}  # claim field: preset field
 
 
 def _with_defaults(claim: Any, defaults: dict[str, Any]) -> Any:
@@ -259,9 +271,11 @@ def _claim_references(claim: LessonClaim) -> tuple[list[tuple[str, str]], list[s
     """A claim's ``(model, layer)`` pairs, gallery images and cache recipes."""
     fields = claim.model_dump()
     layers = [(fields[m], fields[l]) for m, l in _CLAIM_LAYERS if m in fields and l in fields]
+    layers += [(fields["model"], layer) for layer in fields.get("layers", ()) if "model" in fields]
     images = []
-    if claim.evidence == "images":
-        images = [fields[k] for k in ("image", "ref_image") if fields.get(k)] + list(fields.get("images", ()))
+    if claim.evidence in ("images", "sweeps"):
+        images = [fields[k] for k in ("image", "ref_image", "support", "query") if fields.get(k)]
+        images += list(fields.get("images", ()))
         images += [r["image"] for key in ("regions", "unlike") for r in fields.get(key, ())]
     return layers, images, [fields["recipe"]] if fields.get("recipe") else []
 

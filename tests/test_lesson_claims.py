@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from featurelens.caches import ensure_recipe_cache
 from featurelens.images import get_gallery_image
+from featurelens.invariance import SweepEvidence
 from featurelens.models import analyse_image, load_model
 from featurelens.scenarios import ScenarioError, load_recipes, load_scenario, load_scenarios, validate_scenario
 from featurelens.search.claims import SearchEvidence, TopCount
@@ -24,7 +25,8 @@ CASES += [pytest.param(sc, "lesson", sc.claims, id=f"{sc.id}: lesson") for sc in
 @pytest.fixture(scope="module")
 def evidence(lite0) -> dict:
     """The pages' computations, each done once for the whole module: gallery photos analysed
-    by a model (as ``image_report`` does) and region searches on the recipe caches."""
+    by a model (as ``image_report`` does), region searches on the recipe caches, and transform
+    sweeps of the photos as the invariance page shows them."""
     models = {"efficientnet_lite0": lite0}
 
     def model(name: str):
@@ -34,7 +36,8 @@ def evidence(lite0) -> dict:
 
     images = ImageEvidence(lambda name, image: analyse_image(model(name), get_gallery_image(image).load()))
     search = SearchEvidence(lambda recipe, name: ensure_recipe_cache(RECIPES[recipe], model(name)))
-    return {"images": images, "search": search}
+    sweeps = SweepEvidence(model, lambda name, image: images.report(name, image).display_hwc_u8)
+    return {"images": images, "search": search, "sweeps": sweeps}
 
 
 @pytest.mark.parametrize("scenario, owner, claims", CASES)

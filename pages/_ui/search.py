@@ -167,15 +167,15 @@ def thumbnail(cache: FeatureCache, index: int, width_height: tuple[int, int] | N
 
 
 def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, float, float] | None,
-                 image_key: str | None = None):
-    """The query image on a drawing canvas; returns the strokes as ``(h, w, 4)`` RGBA, or None
+                 image_key: str | None = None, width: int = CANVAS_PX):
+    """The query image on a drawing canvas ``width`` px wide (it does not shrink with its
+    column: pick a width that fits); returns the strokes as ``(h, w, 4)`` RGBA, or None
     before the browser has sent a drawing. ``initial_box`` (fractions) is drawn as a rectangle."""
     canvas_slot = st.container()   # the image first, its drawing tools under it
     tool_col, brush_col = st.columns(2)
     tool = tool_col.radio("Draw with", list(TOOLS), horizontal=True, key=f"{key}_tool")
     brush = brush_col.slider("Brush size", 5, 60, 28, key=f"{key}_brush", disabled=TOOLS[tool] != "freedraw")
-    width = CANVAS_PX
-    height = round(CANVAS_PX * image.height / image.width)
+    height = round(width * image.height / image.width)
     initial = None
     if initial_box is not None:
         x0, y0, x1, y1 = initial_box

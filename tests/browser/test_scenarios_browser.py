@@ -1,0 +1,108 @@
+"""The invariance and few-shot scenarios in Chromium: draw a support mask and see the query's
+mask; the invariance chart renders; a click on a transformed copy moves the reference to the
+point of the original shown there (and a click on padding says so). Screenshots at 1280×720
+(a projector) land in ``screenshots/``."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from playwright.sync_api import Page, expect
+
+from browser_helpers import assert_no_exception, main_area, screenshot, wait_for_app
+
+VIEWS = '[data-testid="stMain"] img.fl-click-image'   # Playwright's CSS locators enter shadow roots
+RERUN_TIMEOUT_MS = 90_000
+
+
+def _ref(page: Page) -> tuple[float, float]:
+    text = parse_qs(urlsplit(page.url).query)["ref"][-1]
+    x, y = (float(v) for v in text.split(","))
+    return x, y
+
+
+def _wait_ref(page: Page, expected: tuple[float, float], tol: float = 0.01) -> None:
+    for _ in range(150):
+        try:
+            x, y = _ref(page)
+            if abs(x - expected[0]) <= tol and abs(y - expected[1]) <= tol:
+                return
+        except KeyError:
+            pass
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the link's reference never became {expected}: {page.url}")
+
+
+def _click(page: Page, index: int, fx: float, fy: float) -> tuple[float, float]:
+    img = page.locator(VIEWS).nth(index)
+    img.scroll_into_view_if_needed()
+    width, height = img.evaluate("i => [i.width, i.height]")
+    x, y = round(fx * width), round(fy * height)
+    img.click(position={"x": x, "y": y})
+    return x / width, y / height
+
+
+def test_invariance_chart_renders_and_a_click_on_a_copy_moves_the_reference(page: Page, app_url: str):
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{app_url}/invariance")
+    wait_for_app(page, timeout_ms=RERUN_TIMEOUT_MS)
+    assert_no_exception(page)
+    main = main_area(page)
+    expect(main.locator('[data-testid="stVegaLiteChart"]')).to_have_count(1)
+    expect(page.locator(VIEWS)).to_have_count(9)               # the original and 8 rotations
+    expect(main.get_by_text(re.compile(r"^180° · best"))).to_be_visible()
+    screenshot(page, "invariance_1280x720")
+
+    clicked = _click(page, 5, 0.30, 0.60)          # the 180° copy (after the original, 0°, 45°, 90°, 135°)
+    _wait_ref(page, (1 - clicked[0], 1 - clicked[1]))           # 180° about the centre: the opposite point
+    wait_for_app(page)
+    assert_no_exception(page)
+
+    _click(page, 2, 0.02, 0.02)                                  # the 45° copy's corner: black padding
+    expect(main.get_by_text(re.compile("black padding, not the photo"))).to_be_visible(timeout=RERUN_TIMEOUT_MS)
+    wait_for_app(page)
+    assert_no_exception(page)
+    _wait_ref(page, (1 - clicked[0], 1 - clicked[1]))           # unchanged
+
+
+def _canvas(page: Page):
+    canvas = main_area(page).locator("canvas.upper-canvas").first
+    expect(canvas).to_be_visible(timeout=30_000)
+    return canvas
+
+
+def _draw(page: Page, box: tuple[float, float, float, float]) -> None:
+    """Paint a zig-zag over ``box`` (fractions of the canvas) with the free-draw brush."""
+    canvas = _canvas(page)
+    canvas.scroll_into_view_if_needed()
+    bounds = canvas.bounding_box()
+    x0, y0 = bounds["x"] + box[0] * bounds["width"], bounds["y"] + box[1] * bounds["height"]
+    x1, y1 = bounds["x"] + box[2] * bounds["width"], bounds["y"] + box[3] * bounds["height"]
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for i in range(7):
+        page.mouse.move(x1 if i % 2 == 0 else x0, y0 + (y1 - y0) * i / 6, steps=8)
+    page.mouse.up()
+
+
+def test_few_shot_draw_a_support_mask_and_see_the_query_mask(page: Page, app_url: str):
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{app_url}/few_shot")
+    wait_for_app(page, timeout_ms=RERUN_TIMEOUT_MS)
+    assert_no_exception(page)
+    main = main_area(page)
+    expect(main.get_by_text(re.compile(r"^IoU 0\.9\d · Dice"))).to_be_visible()   # the cat preset
+    screenshot(page, "few_shot_1280x720")
+
+    page.get_by_label("Gallery image", exact=True).click()      # a support photo without a preset mask
+    page.get_by_role("option", name="Astronaut Eileen Collins").click()
+    expect(main.get_by_text(re.compile("The support mask is empty"))).to_be_visible(timeout=RERUN_TIMEOUT_MS)
+    wait_for_app(page)
+    _draw(page, (0.15, 0.62, 0.45, 0.85))                        # the orange suit
+    caption = main.get_by_text(re.compile(r"mask covers \d+% \(threshold"))
+    expect(caption.first).to_be_visible(timeout=RERUN_TIMEOUT_MS)
+    wait_for_app(page)
+    assert_no_exception(page)
+    expect(main.get_by_text(re.compile("The support mask is empty"))).to_have_count(0)
+    screenshot(page, "few_shot_drawn_1280x720")
