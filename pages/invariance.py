@@ -1,18 +1,18 @@
 """Rotation & scale invariance: two references followed through rotated, zoomed or flipped
 copies of one photo (ISO): overlays on every copy and a similarity-vs-transform chart."""
 
+import numpy as np
 import streamlit as st
 
 from featurelens.images import bundled_gallery
-from featurelens.invariance import (DEFAULT_SWEEPS, TRANSFORM_KINDS, TransformError, invariance_chart,
-                                    invariance_table, parse_transforms, sweep_features, transformed_views, unmap_point)
-from featurelens.similarity import Bounds, OverlaySettings, ViewState, layer_views
-from pages._ui.clickable_image import clickable_image
-from pages._ui.resources import get_model, image_report, scenario
+from featurelens.invariance import (DEFAULT_SWEEPS, TRANSFORM_KINDS, TransformError, affine, invariance_chart,
+                                    invariance_table, parse_transforms, sweep_features)
+from featurelens.similarity import Bounds, OverlaySettings, ViewState, hover_state
+from pages._ui.resources import get_model, image_report, packed_assets, scenario
+from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.shell import ensure_app_shell, plain
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
-from pages._ui.widgets import (consume_click, image_credit, image_picker, overlay_controls, preset_buttons,
-                              scenario_page)
+from pages._ui.widgets import image_credit, image_picker, overlay_controls, preset_buttons, scenario_page
 
 ensure_app_shell()
 
@@ -114,23 +114,14 @@ transforms, swept = _sweep(model.name, image_key, kind, tuple(t.value for t in t
 
 @st.fragment
 def interactive_views(settings) -> None:
-    """Clicks on the original or on any copy move the active reference: a click reruns only this part."""
-    click = consume_click(f"{P}_click_original")
-    if click:
-        st.session_state[f"{P}_{st.session_state[f'{P}_active']}"] = click
-    for i, t in enumerate(transforms):
-        click = consume_click(f"{P}_click_{kind}_{i}")
-        if click:
-            back = unmap_point(t, click, wh)
-            if back is None:
-                st.session_state[f"{P}_padding_note"] = t.label
-            else:
-                st.session_state[f"{P}_{st.session_state[f'{P}_active']}"] = back
-                st.session_state[f"{P}_padding_note"] = None
+    """The original and every copy follow the pointer in the browser (a point of a copy stands for
+    the original's point it shows); a click moves the active reference and reruns only this part."""
+    commit = consume_commit(f"{P}_views")
+    if commit:
+        st.session_state[f"{P}_{st.session_state[f'{P}_active']}"] = (commit.x, commit.y)
     refs = {name: tuple(st.session_state[f"{P}_{name}"]) for name in REFS}
     if kind == "zoom" and refs["A"] != transforms[0].center:
         st.rerun()  # zooms follow reference A: the copies must be made again
-    active = st.session_state[f"{P}_active"]
 
     controls = st.columns([1.6, 1.4, 3])
     controls[0].radio("A click sets", list(REFS), key=f"{P}_active", format_func=REFS.get, horizontal=True)
@@ -138,32 +129,19 @@ def interactive_views(settings) -> None:
         st.session_state[f"{P}_view_layer"] = layers[-1]
     view_layer = controls[1].selectbox("Overlays of layer", layers, key=f"{P}_view_layer",
                                        format_func=model.layer_label)
-    if st.session_state.get(f"{P}_padding_note"):
-        controls[2].info(f"That point of the {st.session_state[f'{P}_padding_note']} copy is black padding, not "
-                         "the photo: click inside the photo.")
     active = st.session_state[f"{P}_active"]
-    views = transformed_views(swept.original[view_layer], [f[view_layer] for f in swept.feats], swept.images,
-                              refs[active], settings, image_wh=wh)
     other = "B" if active == "A" else "A"
-    original = layer_views({view_layer: swept.original[view_layer]}, display, refs[active], settings,
-                           pin_xy=refs[other])[view_layer].image_hwc_u8
-    st.caption(f"Click the original (left) or any copy to move reference **{active}**; its corresponding point in "
-               f"every copy has a white ring. Copies are coloured by similarity to {active} in the original "
-               f"({model.layer_label(view_layer)}, one colour range for all copies).")
-    cols = st.columns(COLS_PER_ROW)
-    with cols[0]:
-        clickable_image(original, key=f"{P}_click_original", cursor="crosshair", point=refs[active],
-                        alt=f"The original photo with reference {active} (white ring) and {other} (orange ring)")
-        st.caption(f"**original** · {active} white ring, {other} orange ring")
-    for i, (t, (out, sim_hw, mapped)) in enumerate(zip(transforms, views)):
-        slot = i + 1
-        if slot % COLS_PER_ROW == 0:
-            cols = st.columns(COLS_PER_ROW)
-        with cols[slot % COLS_PER_ROW]:
-            clickable_image(out, key=f"{P}_click_{kind}_{i}", cursor="crosshair", point=mapped,
-                            alt=f"The photo transformed by {t.label}, coloured by similarity to reference {active}")
-            where = "left the frame: no value" if mapped is None else f"best {sim_hw.max():.2f}"
-            st.caption(f"**{t.label}** · {where}")
+    assets = packed_assets(("sweep", model.name, image_key, kind, tuple(t.value for t in transforms), center, view_layer),
+                           [display, *(im.image_hwc_u8 for im in swept.images)],
+                           [{view_layer: swept.original[view_layer]}, *({view_layer: f[view_layer]} for f in swept.feats)])
+    views = [(0, view_layer, "original"), *((i + 1, view_layer, t.label) for i, t in enumerate(transforms))]
+    state = hover_state(assets, views, settings, mode="images", ref=(0, refs[active]), pin=(0, refs[other]),
+                        per_row=COLS_PER_ROW, affines=[np.eye(2, 3), *(affine(t, wh) for t in transforms)],
+                        caption=f"{model.name} · {view_layer} · {kind} sweep · reference {active}")
+    similarity_views(assets, state, key=f"{P}_views")
+    st.caption(f"Point at the original or any copy: every copy is coloured by similarity to that point of the "
+               f"original ({model.layer_label(view_layer)}, one colour range), and each rings the point's place in it "
+               f"(white; {other} orange). A click moves reference **{active}**; black padding is no point of the photo.")
 
     table = invariance_table(swept.original, swept.feats, transforms, refs, image_wh=wh,
                              valid_hws=[im.valid_hw for im in swept.images], metric=settings.metric)

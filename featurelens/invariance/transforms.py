@@ -30,7 +30,7 @@ import numpy as np
 from skimage.transform import AffineTransform, rotate, warp
 
 __all__ = ["XY", "TransformKind", "TRANSFORM_KINDS", "Transform", "TransformError", "DEFAULT_SWEEPS", "MAX_TRANSFORMS",
-           "MAX_ZOOM", "parse_transforms", "sweep", "apply_transform", "valid_mask", "map_point", "unmap_point"]
+           "MAX_ZOOM", "parse_transforms", "sweep", "apply_transform", "valid_mask", "affine", "map_point", "unmap_point"]
 
 XY = tuple[float, float]
 TransformKind = Literal["rotate", "zoom", "flip"]
@@ -142,19 +142,32 @@ def _inside(xy: XY) -> XY | None:
     return (round(x, 9), round(y, 9)) if 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0 else None
 
 
+def affine(t: Transform, image_wh: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """The transform as a ``(2, 3)`` matrix on normalised points: ``(x', y') = M @ (x, y, 1)``
+    (every sweep is affine: a flip, a crop-and-scale, a rotation about the centre). The
+    browser's views map the pointer with it; :func:`map_point` does too, then checks the frame.
+
+    >>> affine(Transform("flip", 1.0)).tolist()
+    [[-1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+    """
+    if t.kind == "flip":
+        return np.array([[-1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]) if t.value else np.eye(2, 3)
+    if t.kind == "zoom":
+        u0, v0 = _zoom_origin(t)
+        return np.array([[t.value, 0.0, -u0 * t.value], [0.0, t.value, -v0 * t.value]])
+    w, h = image_wh
+    a = math.radians(t.value)
+    cos, sin = math.cos(a), math.sin(a)  # _rotate_px in normalised coordinates (aspect ratio h / w)
+    return np.array([[cos, sin * h / w, 0.5 - 0.5 * cos - 0.5 * sin * h / w],
+                     [-sin * w / h, cos, 0.5 + 0.5 * sin * w / h - 0.5 * cos]])
+
+
 def map_point(t: Transform, xy: XY, image_wh: tuple[int, int] = (1, 1)) -> XY | None:
     """Where normalised point ``xy`` of the original lies in the transformed image
     (normalised), or None when it leaves the frame. ``image_wh``: the image's size, which a
     rotation of a non-square image needs (its centre and aspect ratio)."""
-    x, y = float(xy[0]), float(xy[1])
-    if t.kind == "flip":
-        return _inside((1.0 - x, y) if t.value else (x, y))
-    if t.kind == "zoom":
-        u0, v0 = _zoom_origin(t)
-        return _inside(((x - u0) * t.value, (y - v0) * t.value))
-    w, h = image_wh
-    px, py = _rotate_px(x * w, y * h, (w, h), t.value)
-    return _inside((px / w, py / h))
+    x, y = affine(t, image_wh) @ np.array([float(xy[0]), float(xy[1]), 1.0])
+    return _inside((float(x), float(y)))
 
 
 def unmap_point(t: Transform, xy: XY, image_wh: tuple[int, int] = (1, 1)) -> XY | None:

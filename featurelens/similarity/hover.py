@@ -145,7 +145,8 @@ def _view_row(assets: HoverAssets, image: int, layer: str, label: str, channel: 
 def hover_state(assets: HoverAssets, views: Sequence[tuple[int, str, str]], settings: OverlaySettings, *,
                 mode: HoverMode, ref: tuple[int, XY], pin: tuple[int, XY] | None = None,
                 channel: tuple[str, int] | None = None, per_row: int = 4,
-                caption: str = "", ref_seq: int = 0, max_height: str | None = None) -> dict[str, Any]:
+                caption: str = "", ref_seq: int = 0, max_height: str | None = None,
+                affines: Sequence[Sequence[float]] | None = None) -> dict[str, Any]:
     """The JSON-ready state of a set of views over ``assets``.
 
     ``views``: ``(image index, layer, label)`` per view, in display order, optionally followed
@@ -160,6 +161,9 @@ def hover_state(assets: HoverAssets, views: Sequence[tuple[int, str, str]], sett
     ``caption``: model, metric, scale… for an exported figure. ``ref_seq``: bump it when Python
     moves the reference (a preset, a link), so the browser drops its own. ``max_height``: a
     CSS length no view grows taller than (e.g. ``"calc(100vh - 200px)"`` on a projector).
+    ``affines`` (``images`` mode): per view, the ``(2, 3)`` map from image 0's normalised points to
+    the view's (transformed copies of image 0): the pointer on any view stands for image 0's point
+    it shows, and every view rings its own place of that point.
     """
     if mode not in ("layers", "images", "pair", "channels"):
         raise ValueError(f"unknown hover mode {mode!r}; use 'layers', 'images', 'pair' or 'channels'")
@@ -169,6 +173,11 @@ def hover_state(assets: HoverAssets, views: Sequence[tuple[int, str, str]], sett
         raise ValueError("the channels mode needs channel=(layer, index) for the large view and a channel per tile")
     metric = get_metric(settings.metric)
     view_rows = [_view_row(assets, *view) for view in views]
+    if affines is not None:
+        if mode != "images" or len(affines) != len(views):
+            raise ValueError("affines: one (2, 3) matrix per view, in the images mode")
+        for row, matrix in zip(view_rows, affines):
+            row["affine"] = [float(v) for v in np.asarray(matrix, dtype=float).reshape(6)]
     return {
         "mode": mode,
         "views": view_rows,
@@ -185,6 +194,7 @@ def hover_state(assets: HoverAssets, views: Sequence[tuple[int, str, str]], sett
         "channel": None if channel is None else {"layer": channel[0], "index": int(channel[1])},
         "per_row": int(per_row),
         "max_height": max_height,
+        "mapped": affines is not None,
         "caption": caption,
         "ref_seq": int(ref_seq),
         "colors": {"reference": list(MARKER_COLORS["reference"]), "pinned": list(MARKER_COLORS["pinned"]),

@@ -80,7 +80,11 @@ def view_assets(model_name: str, image_keys: tuple[str, ...], layers: tuple[str,
     """Photos and quantised feature grids of ``layers`` for the browser's similarity views
     (:func:`featurelens.similarity.hover_assets`), packed once per image/layer set and shared
     under the server's memory budget. ``reports``: one :func:`image_report` per image key."""
-    return server_memory().get_or_create(
-        ("hover", model_name, image_keys, layers, bits),
-        lambda: hover_assets([r.display_hwc_u8 for r in reports], [{l: r.feats_hwc[l] for l in layers} for r in reports],
-                             bits=bits))
+    return packed_assets(("hover", model_name, image_keys, layers, bits), [r.display_hwc_u8 for r in reports],
+                         [{l: r.feats_hwc[l] for l in layers} for r in reports], bits)
+
+
+def packed_assets(key: tuple, displays_hwc_u8, feats_per_image, bits: Bits = 8) -> HoverAssets:
+    """:func:`featurelens.similarity.hover_assets` of these photos and features, made once per
+    ``key`` (which must name everything they depend on) under the server's memory budget."""
+    return server_memory().get_or_create(key, lambda: hover_assets(displays_hwc_u8, feats_per_image, bits=bits))

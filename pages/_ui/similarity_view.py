@@ -131,6 +131,16 @@ function decodeAssets(meta, blob) {
 }
 
 const clamp01 = (v) => Math.min(Math.max(v, 0), 1);
+// A view's affine map from the original's normalised points to its own ([a, b, c, d, e, f]:
+// x' = a x + b y + c, y' = d x + e y + f); views without one show the point where it is.
+const mapTo = (v, xy) => v.affine ? [v.affine[0] * xy[0] + v.affine[1] * xy[1] + v.affine[2],
+                                     v.affine[3] * xy[0] + v.affine[4] * xy[1] + v.affine[5]] : xy;
+function mapFrom(v, xy) {
+    if (!v.affine) return xy;
+    const [a, b, c, d, e, f] = v.affine, det = a * e - b * d, x = xy[0] - c, y = xy[1] - f;
+    return [(e * x - b * y) / det, (a * y - d * x) / det];
+}
+const inFrame = (xy) => xy[0] >= -1e-9 && xy[0] <= 1 + 1e-9 && xy[1] >= -1e-9 && xy[1] <= 1 + 1e-9;
 const cellAt = (xy, g) => [Math.min(Math.floor(xy[1] * g.h), g.h - 1), Math.min(Math.floor(xy[0] * g.w), g.w - 1)];
 
 // The core's metrics (featurelens.similarity.metrics) on one grid, reference vector ref.
@@ -268,7 +278,7 @@ function drawGridView(s, i, g, photo, xy) {  // the blog post's left panel: grid
 function fmt(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2); }
 
 function draw(s, eventTime) {
-    if (!s.assets) return;
+    if (!s.assets || s.assetsFor !== s.header.assets.key) return;  // never a new header over the old set's grids
     const h = s.header, colors = h.colors, active = s.hover || s.committed;
     const maps = computeMaps(s);
     s.maps = maps.map((o) => o && o.map); s.ranges = maps.map((o) => o && [o.lo, o.hi]);
@@ -299,15 +309,20 @@ function draw(s, eventTime) {
             view.box.classList.toggle("fl-chosen", o.channel === h.channel.index && i < h.views.length - 1);
             return;
         }
-        const showsRef = h.mode === "layers" || (h.mode === "images" && v.image === active.image);
-        const pin = h.pin && (h.mode === "layers" || h.pin.image === v.image) ? h.pin.xy : null;
+        const mapped = h.mapped ? mapTo(v, active.xy) : active.xy;  // sweeps: the point's place in this copy
+        const showsRef = h.mode === "layers" || (h.mode === "images" && (h.mapped ? inFrame(mapped) : v.image === active.image));
+        let pin = h.pin && (h.mode === "layers" || h.mapped || h.pin.image === v.image) ? h.pin.xy : null;
+        if (pin && h.mapped) pin = inFrame(mapTo(v, pin)) ? mapTo(v, pin) : null;
         if (pin) ring(ctx, [pin[0] * W, pin[1] * H], colors.pinned, radius * colors.pin_ring_scale);
-        if (showsRef) ring(ctx, [active.xy[0] * W, active.xy[1] * H], colors.reference, radius);
+        if (showsRef) ring(ctx, [mapped[0] * W, mapped[1] * H], colors.reference, radius);
         const bestRC = [Math.floor(o.best / g.w), o.best % g.w];
         if (h.mode === "pair") cellBox(ctx, g, bestRC[0], bestRC[1], W, H, colors.cell);
         let text = v.label;
         if (o.own) text += ` · channel ${h.channel.index} · colours ${fmt(o.lo)} to ${fmt(o.hi)}`;
         else if (h.mode === "layers") text += ` · reference cell (row ${cell[0]}, col ${cell[1]}) · colours ${fmt(o.lo)} to ${fmt(o.hi)}`;
+        else if (h.mode === "images" && h.mapped) text += v.image === active.image ? " · reference"
+            : showsRef ? ` · at the point ${fmt(o.map[cellAt(mapped, g)[0] * g.w + cellAt(mapped, g)[1]])} · best ${fmt(o.max)}`
+            : ` · the point left the frame · best ${fmt(o.max)}`;
         else if (h.mode === "images") text += showsRef ? " · reference" : ` · best match ${fmt(o.max)}`;
         else text += ` · best match ${fmt(o.max)} (yellow square)`;
         view.caption.textContent = text;
@@ -352,8 +367,15 @@ function pointAt(canvas, event) {
     return [clamp01((event.clientX - box.left) / box.width), clamp01((event.clientY - box.top) / box.height)];
 }
 
+// Sweeps (header.mapped): a point of a copy stands for the original's point it shows; padding, for none.
+function originalPoint(s, i, xy) {
+    if (!xy || !s.header.mapped) return xy;
+    const back = mapFrom(s.header.views[i], xy);
+    return inFrame(back) ? [clamp01(back[0]), clamp01(back[1])] : null;
+}
+
 function commit(s, i, xy) {
-    const v = s.header.views[i];
+    const v = s.header.mapped ? s.header.views[0] : s.header.views[i];
     if (s.header.mode === "pair" && i !== 0) return;
     clearTimeout(s.keyTimer);
     s.committed = { image: v.image, xy };
@@ -369,9 +391,9 @@ function hoverable(s, i) {
 function wire(s, i, canvas) {
     canvas.addEventListener("pointermove", (event) => {
         if (!hoverable(s, i)) return;
-        const xy = pointAt(canvas, event);
+        const xy = originalPoint(s, i, pointAt(canvas, event));
         if (!xy) return;
-        s.hover = { image: s.header.views[i].image, xy, view: i };
+        s.hover = { image: s.header.mapped ? 0 : s.header.views[i].image, xy, view: i };
         schedule(s, event.timeStamp);
     });
     canvas.addEventListener("pointerleave", (event) => {
@@ -380,7 +402,7 @@ function wire(s, i, canvas) {
         schedule(s, event.timeStamp);
     });
     canvas.addEventListener("click", (event) => {
-        const xy = pointAt(canvas, event);
+        const xy = originalPoint(s, i, pointAt(canvas, event));
         if (xy && hoverable(s, i)) { s.keyboard = false; commit(s, i, xy); s.hover = null; schedule(s, event.timeStamp); }
     });
     canvas.addEventListener("keydown", (event) => {
@@ -466,7 +488,7 @@ function layout(s) {  // one canvas and caption per view, sized from Python's nu
 }
 
 function exportFigure(s) {
-    if (!s.assets) return;
+    if (!s.assets || s.assetsFor !== s.header.assets.key) return;
     const h = s.header, pad = 12, font = 16, perRow = Math.max(1, Math.min(h.per_row, h.views.length));
     const cellW = Math.max(...s.views.map((v) => v.canvas.width));
     const cellH = Math.max(...s.views.map((v) => v.canvas.height)) + font + pad;
@@ -522,7 +544,7 @@ export default function (component) {
     const key = header.assets.key;
     decodeAssets(header.assets, blob).then((assets) => {
         if (s.header.assets.key !== key) return;  // newer data arrived meanwhile
-        s.assets = assets;
+        s.assets = assets; s.assetsFor = key;
         draw(s);
         s.dataDrawnAt = performance.now();
     });
