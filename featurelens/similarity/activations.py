@@ -1,4 +1,4 @@
-"""Channel activations of one layer: which channels fire most, and a clickable montage.
+"""Channel activations of one layer: which channels fire most, and a montage of their maps.
 
 >>> feats_hwc = np.zeros((4, 4, 3), np.float32); feats_hwc[..., 1] = 2.0; feats_hwc[0, 0, 2] = 5.0
 >>> strongest_channels(feats_hwc, 2).tolist()

@@ -10,7 +10,6 @@ from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MO
 
 import featurelens as fl
 
-from .clickable_image import last_click
 from .presentation import presenting
 from .shell import current_model
 from .resources import load_gallery_image, load_upload
@@ -89,21 +88,6 @@ def image_credit(image_key: str) -> None:
         item = {g.id: g for g in bundled_gallery()}.get(image_key.split(":", 1)[1])
         if item is not None:
             st.caption(f"Photo: {item.caption} — source: {item.source} · license: {item.license}")
-
-
-def consume_click(key: str) -> tuple[float, float] | None:
-    """A new click on the :func:`~pages._ui.clickable_image.clickable_image` ``key`` as
-    normalised ``(x, y)``, or None if there is none since the last call. Read before drawing,
-    so the views drawn in this run already show the new reference."""
-    click = last_click(key)
-    if click is None:
-        return None
-    seen_key = f"{key}__seen"
-    if st.session_state.get(seen_key) == click.stamp:
-        return None
-    st.session_state[seen_key] = click.stamp
-    # rounded as the shared link writes it, so a link reproduces this view pixel for pixel
-    return (round(click.x, 4), round(click.y, 4))
 
 
 def overlay_controls(prefix: str, defaults: OverlaySettings) -> OverlaySettings:
