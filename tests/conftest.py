@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ from skimage import data
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+_PYTEST_MAIN = sys.modules["__main__"]
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +76,10 @@ def local_cluster(**kwargs):
     """A loopback ``distributed.LocalCluster`` (no dashboard) that restores the environment."""
     import distributed
 
+    # Streamlit's AppTest runs each script as a fake ``__main__`` and leaves it installed; a spawned
+    # worker would re-run that script (for ``AppTest.from_function``, a temporary file that fails
+    # outside AppTest), so workers start from pytest's own ``__main__``.
+    sys.modules["__main__"] = _PYTEST_MAIN
     loopback = {"host": "127.0.0.1"} if kwargs.get("processes", True) else {}   # threads: inproc://
     with distributed.LocalCluster(dashboard_address=None, **loopback, **kwargs) as cluster:
         restore_environ()
