@@ -91,6 +91,14 @@ def _set_pin(xy) -> None:
     st.session_state[f"{P}_pin"] = xy
 
 
+def _channel_views(chart_layer: str, channel: int, layers: list[str]) -> str:
+    """Which views show the channel: the chart's layer, or every layer that has that many channels."""
+    if not st.session_state.get(f"{P}_channel_all"):
+        return f"{model.layer_label(chart_layer)} shows"
+    having = [l for l in layers if model.layer(l).channels > channel]
+    return f"{', '.join(having)} show"
+
+
 @st.fragment
 def interactive_views(report, layers: list[str], shown_layers: list[str], settings, image_key: str) -> None:
     """Views, bar chart and pin: a click reruns only this fragment, not the whole page."""
@@ -114,6 +122,7 @@ def interactive_views(report, layers: list[str], shown_layers: list[str], settin
     assets = view_assets(model.name, (image_key,), tuple(layers), [report], bits)
     state = hover_state(assets, [(0, layer, model.layer_label(layer)) for layer in shown_layers], settings,
                         mode="layers", ref=(0, ref_xy), pin=(0, pin_xy) if pin_xy else None, channel=show_channel,
+                        channel_everywhere=bool(st.session_state.get(f"{P}_channel_all")),
                         per_row=len(shown_layers), caption=figure_caption(model, settings, ", ".join(shown_layers)),
                         max_height=PRESENT_VIEW_HEIGHT if present else None)
     similarity_views(assets, state, key=f"{P}_views")
@@ -122,7 +131,8 @@ def interactive_views(report, layers: list[str], shown_layers: list[str], settin
     st.caption("The views follow the pointer; a click (or the arrow keys) keeps the reference (white ring) for the "
                "chart and the link. " + describe_metric_choice(settings.metric, ref_feats,
                                                                compare_vectors(ref_feats, ref_xy).ref_c)
-               + (f" **Channel view**: {model.layer_label(chart_layer)} shows channel {channel}." if show_channel else ""))
+               + (f" **Channel view**: {_channel_views(chart_layer, channel, layers)} channel {channel}."
+                  if show_channel else ""))
 
     st.divider()
     chart_col, info_col = st.columns([3, 1])
@@ -139,6 +149,9 @@ def interactive_views(report, layers: list[str], shown_layers: list[str], settin
         st.number_input("Channel view (click a bar, or type)", min_value=0, max_value=feats_hwc.shape[-1] - 1,
                         value=None, key=f"{P}_channel", placeholder="off — showing similarity",
                         help="Show one channel's activation in this layer's view instead of similarity (IFeaLiD).")
+        st.toggle("…in every layer that has it", key=f"{P}_channel_all",
+                  help="Channel numbers are not shared meanings across layers: channel 5 of stage 2 and of stage 7 "
+                       "are different features. Seeing them side by side shows just that.")
     with chart_col:
         vector_chart(vectors, f"channel of {chart_layer}", key=f"{P}_bars", highlight=channel)
 

@@ -187,8 +187,18 @@ def test_layer_hierarchy_restores_a_shared_link():
     header = view_header(at, "lh_views")
     assert header["ref"]["xy"] == [0.5, 0.17] and header["scale"] == "fixed" and header["opacity"] == pytest.approx(0.8)
     assert header["lut"][:3] == [68, 1, 84]  # viridis
-    assert header["channel"] == {"layer": "stage7", "index": 5}
+    assert header["channel"] == {"layer": "stage7", "index": 5, "all": False}
     assert "Channel view" in _captions(at)
+
+
+def test_a_channel_can_be_shown_in_every_layer_that_has_it():
+    """Issue 9: channel view across all layers it exists in (stage 2 has 24 channels, 3 has 40)."""
+    at = _run("layer_hierarchy")
+    at.number_input(key="lh_channel").set_value(30).run()
+    at.toggle(key="lh_channel_all").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert view_header(at, "lh_views")["channel"] == {"layer": "stage7", "index": 30, "all": True}
+    assert any("**Channel view**: stage3, stage5, stage7 show channel 30." in c.value for c in at.caption)
 
 
 def test_compare_images_modes_render():

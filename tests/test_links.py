@@ -182,7 +182,7 @@ def test_a_channel_link_the_page_wrote_reopens_on_its_layer():
     assert not at.exception and not at.warning
     assert at.selectbox(key="lh_chart_layer").value == "stem" and at.number_input(key="lh_channel").value == 31
     assert at.query_params["channel"] == "stem:31"
-    assert view_header(at, "lh_views")["channel"] == {"layer": "stem", "index": 31}
+    assert view_header(at, "lh_views")["channel"] == {"layer": "stem", "index": 31, "all": False}
     assert any("**Channel view**: stem · 112×112×32 shows channel 31." in c.value for c in at.caption)
 
 

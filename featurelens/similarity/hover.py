@@ -146,7 +146,7 @@ def hover_state(assets: HoverAssets, views: Sequence[tuple[int, str, str]], sett
                 mode: HoverMode, ref: tuple[int, XY], pin: tuple[int, XY] | None = None,
                 channel: tuple[str, int] | None = None, per_row: int = 4,
                 caption: str = "", ref_seq: int = 0, max_height: str | None = None,
-                affines: Sequence[Sequence[float]] | None = None) -> dict[str, Any]:
+                affines: Sequence[Sequence[float]] | None = None, channel_everywhere: bool = False) -> dict[str, Any]:
     """The JSON-ready state of a set of views over ``assets``.
 
     ``views``: ``(image index, layer, label)`` per view, in display order, optionally followed
@@ -163,7 +163,8 @@ def hover_state(assets: HoverAssets, views: Sequence[tuple[int, str, str]], sett
     CSS length no view grows taller than (e.g. ``"calc(100vh - 200px)"`` on a projector).
     ``affines`` (``images`` mode): per view, the ``(2, 3)`` map from image 0's normalised points to
     the view's (transformed copies of image 0): the pointer on any view stands for image 0's point
-    it shows, and every view rings its own place of that point.
+    it shows, and every view rings its own place of that point. ``channel_everywhere``: the
+    channel is shown in every view whose layer has that many channels, not only ``channel``'s layer.
     """
     if mode not in ("layers", "images", "pair", "channels"):
         raise ValueError(f"unknown hover mode {mode!r}; use 'layers', 'images', 'pair' or 'channels'")
@@ -191,7 +192,8 @@ def hover_state(assets: HoverAssets, views: Sequence[tuple[int, str, str]], sett
         "upsample": settings.upsample,
         "ref": {"image": int(ref[0]), "xy": _point(ref[1])},
         "pin": None if pin is None else {"image": int(pin[0]), "xy": _point(pin[1])},
-        "channel": None if channel is None else {"layer": channel[0], "index": int(channel[1])},
+        "channel": None if channel is None else {"layer": channel[0], "index": int(channel[1]),
+                                                 "all": bool(channel_everywhere)},
         "per_row": int(per_row),
         "max_height": max_height,
         "mapped": affines is not None,

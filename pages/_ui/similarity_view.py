@@ -194,7 +194,8 @@ function extent(map) {
 function computeMaps(s) {
     const h = s.header, views = h.views, grids = s.assets.grids;
     const active = s.hover || s.committed;
-    const isChannel = (v) => h.mode === "layers" && h.channel && h.channel.layer === v.layer;
+    const isChannel = (v) => h.mode === "layers" && h.channel
+        && (h.channel.layer === v.layer || (h.channel.all && grids[v.grid].c > h.channel.index));
     if (h.mode === "channels") {  // tiles of single channels; the last view shows the hovered (or chosen) one
         const hovered = s.hover && views[s.hover.view].channel !== undefined && s.hover.view < views.length - 1;
         const big = hovered ? views[s.hover.view].channel : h.channel.index;

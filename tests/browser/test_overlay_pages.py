@@ -261,7 +261,7 @@ def test_layer_hierarchy_shared_link_restores_channel_view(page: Page, app_url: 
     state = wait_views(page, 2)
     expect(_main(page).get_by_role("spinbutton", name=re.compile("^Channel view"))).to_have_value("5")
     assert query(page).get("channel") == "stage7:5"  # an old bare channel is rewritten with its layer
-    assert state["channel"] == {"layer": "stage7", "index": 5}
+    assert state["channel"] == {"layer": "stage7", "index": 5, "all": False}
     assert state["captions"][1].startswith("stage 7 · 7×7×320 · channel 5 · colours "), state["captions"]
     assert LAYER_CAPTION.match(state["captions"][0]), "stage 2 still shows similarity"
     # stage 7's view is channel 5's activation (as decoded from what Python sent), not a similarity
@@ -271,6 +271,16 @@ def test_layer_hierarchy_shared_link_restores_channel_view(page: Page, app_url: 
     assert off == 0, off
     channel_map = view_maps(page)[1]
     assert state["ranges"][1] == [float(channel_map.min()), float(channel_map.max())], "not on the channel's own range"
+
+    # issue 9: the same channel number in every layer that has it (stage 2 has 24 channels)
+    _main(page).get_by_text("…in every layer that has it").click()
+    wait_views(page, 2, "(s) => s.channel && s.channel.all")
+    wait_for_app(page)
+    off = sim_root(page).evaluate("""root => { const s = root.__flView, g = s.assets.grids[s.header.views[0].grid];
+        let off = 0; s.maps[0].forEach((v, p) => { off = Math.max(off, Math.abs(v - g.feats[p * g.c + 5])); });
+        return off; }""")
+    assert off == 0, off
+    assert view_state(page)["captions"][0].startswith("stage 2 · 56×56×24 · channel 5 · colours ")
 
 
 def test_layer_hierarchy_link_with_too_many_layers_keeps_five(page: Page, app_url: str):
@@ -300,7 +310,7 @@ def test_layer_hierarchy_clicking_a_bar_shows_that_channel(page: Page, app_url: 
         str(channel), timeout=RERUN_TIMEOUT_MS)
     state = wait_views(page, 2, "(s, c) => s.channel && s.channel.index === c", channel)
     wait_for_app(page)
-    assert state["channel"] == {"layer": "stage3", "index": channel}
+    assert state["channel"] == {"layer": "stage3", "index": channel, "all": False}
     after = canvas_urls(page)
     assert after[1] != before[1] and after[0] == before[0], "only the chart layer's view switches to the channel"
     assert view_state(page)["captions"][1].startswith(f"stage 3 · 28×28×40 · channel {channel} · colours ")
