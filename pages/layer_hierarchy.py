@@ -127,10 +127,10 @@ def interactive_views(report, layers: list[str], shown_layers: list[str], settin
                         max_height=PRESENT_VIEW_HEIGHT if present else None)
     similarity_views(assets, state, key=f"{P}_views")
     image_credit(image_key)
-    ref_feats = report.feats_hwc[chart_layer]
+    feats_hwc = report.feats_hwc[chart_layer]
+    vectors = compare_vectors(feats_hwc, ref_xy, pin_xy)  # the caption's metric note and the chart below
     st.caption("The views follow the pointer; a click (or the arrow keys) keeps the reference (white ring) for the "
-               "chart and the link. " + describe_metric_choice(settings.metric, ref_feats,
-                                                               compare_vectors(ref_feats, ref_xy).ref_c)
+               "chart and the link. " + describe_metric_choice(settings.metric, feats_hwc, vectors.ref_c)
                + (f" **Channel view**: {_channel_views(chart_layer, channel, layers)} channel {channel}."
                   if show_channel else ""))
 
@@ -138,8 +138,6 @@ def interactive_views(report, layers: list[str], shown_layers: list[str], settin
     chart_col, info_col = st.columns([3, 1])
     with info_col:
         st.selectbox("Feature vector of layer", layers, key=f"{P}_chart_layer", format_func=model.layer_label)
-        feats_hwc = report.feats_hwc[chart_layer]
-        vectors = compare_vectors(feats_hwc, ref_xy, pin_xy)
         b1, b2 = st.columns(2)
         b1.button("Pin reference", on_click=_set_pin, args=(ref_xy,),
                   help="Keep this location's vector (orange ring) to compare with others.")

@@ -23,16 +23,16 @@ from .hover import HoverMode, HoverAssets, hover_assets, hover_state, pack_hover
 from .figure import views_figure
 from .viewstate import (Bounds, ViewState, checked_int, to_query, from_query, APP_KEYS, model_from_query)
 from .parts import (NegativeHandling, NEGATIVE_HANDLING, PartsResult, nmf_parts, part_colors, render_parts)
-from .activations import (channel_strength, strongest_channels, MontageLayout, channel_montage)
+from .activations import channel_strength, strongest_channels
 from .claims import (Box, Polygon, Region, ImageRegion, region_cells, ClaimCheck, LessonClaim, ImageEvidence,
                      MapClaim, RegionInTop, BestMatchIn, MeanGreater, MapStat, LayerBrighter, SharedPart, TopLabels,
                      LayerShapes, IMAGE_CLAIMS, claim_map)
 
 __all__ = ['CELL_COLOR', 'COLORMAPS', 'COLOR_SCALES', 'ColorScale', 'Colormap', 'DEFAULT_METRIC',
-    'GRID_COLOR', 'MARKER_COLORS', 'METRICS', 'Metric', 'MontageLayout', 'NEGATIVE_HANDLING',
+    'GRID_COLOR', 'MARKER_COLORS', 'METRICS', 'Metric', 'NEGATIVE_HANDLING',
     'NegativeHandling', 'OverlaySettings', 'OverlayView', 'PIN_RING_SCALE', 'PartsResult', 'UPSAMPLE_MODES',
     'Bounds', 'VectorComparison', 'ViewState', 'checked_int', 'angular_similarity', 'angular_variant', 'base_image', 'blend', 'draw_ring',
-    'cell_center_px', 'channel_map', 'channel_montage', 'channel_strength', 'colorbar_image', 'colormap_lut',
+    'cell_center_px', 'channel_map', 'channel_strength', 'colorbar_image', 'colormap_lut',
     'colormap_stops', 'compare_vectors', 'chart_channels', 'cosine_similarity', 'describe_metric_choice', 'dot_similarity',
     'from_query', 'get_color_scale', 'get_metric', 'grid_view', 'image_views', 'layer_views', 'list_metrics',
     'mask_to_grid', 'neg_euclidean_similarity', 'nmf_parts', 'normalize_map', 'pair_views', 'part_colors',

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from featurelens.similarity import chart_channels, colormap_stops
+from featurelens.similarity import chart_channels
 
 
 TOP_CHANNELS = 32  # bars the feature-vector chart shows by default: ~16 px each in a 520 px chart
@@ -63,12 +63,3 @@ def _vector_frame(vectors, order) -> pd.DataFrame:
     frames = [pd.DataFrame({"channel": order, "value": values[order], "vector": name})
               for name, values in (("reference", vectors.ref_c), ("pinned", vectors.pin_c)) if values is not None]
     return pd.concat(frames, ignore_index=True)
-
-
-def color_legend(cmap: str, lo: float, hi: float) -> None:
-    """A horizontal colour bar from ``lo`` to ``hi`` under a set of views."""
-    stops = ", ".join(f"{color} {pos * 100:.0f}%" for pos, color in colormap_stops(cmap, 9))
-    st.markdown(f"<div style='display:flex;align-items:center;gap:8px;font-size:0.85rem'><span>{lo:.2f}</span>"
-                f"<div style='flex:0 0 260px;height:12px;border-radius:3px;background:linear-gradient(90deg,{stops})'>"
-                f"</div><span>{hi:.2f}</span><span style='opacity:0.7'>low → high similarity</span></div>",
-                unsafe_allow_html=True)
