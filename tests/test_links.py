@@ -304,3 +304,11 @@ def test_fewer_nmf_parts_drop_a_highlighted_part_they_no_longer_have():
     assert not at.exception, [e.value for e in at.exception]
     assert at.radio(key="cmp_part").value is None and "part" not in at.query_params
     _assert_link_is_the_view(at, "compare_images")
+
+
+def test_presentation_mode_from_a_link_and_a_bad_value():
+    at = _open("layer_hierarchy", {"present": "1"})
+    assert not at.exception and at.session_state["fl_present"] and at.query_params["present"] == "1"
+    at = _open("layer_hierarchy", {"present": "<b>yes</b>"})
+    assert not at.exception and not at.session_state["fl_present"] and "present" not in at.query_params
+    assert [w.value for w in at.warning if "use present" in w.value and "for presentation mode" in w.value]

@@ -18,6 +18,8 @@ import streamlit as st
 
 from featurelens.scenarios import Preset, Scenario
 
+from .shell import plain
+
 PRESENT_KEY = "fl_present"
 PRESENT_VIEW_HEIGHT = "calc(100vh - 300px)"  # the views' tallest size: the notice line and keys stay on screen
 
@@ -33,7 +35,10 @@ def presenting() -> bool:
     """Whether the app is in presentation mode (the toggle, or ``present=1`` in the link, read on
     a session's first run)."""
     if PRESENT_KEY not in st.session_state:
-        st.session_state[PRESENT_KEY] = st.query_params.get("present") == "1"
+        value = st.query_params.get("present")
+        if value not in (None, "0", "1"):
+            st.warning(plain(f"Shared link: ignored present={value[:40]!r}: use present=1 for presentation mode."))
+        st.session_state[PRESENT_KEY] = value == "1"
     return bool(st.session_state[PRESENT_KEY])
 
 

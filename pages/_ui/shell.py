@@ -140,7 +140,7 @@ def link_params() -> dict[str, str]:
     """The app's own link parameters (:data:`featurelens.similarity.APP_KEYS`), as the address
     bar should hold them now: ``model`` unless it is the default. Pages that write their view
     into the address bar keep these (``pages._ui.urlstate.save_view_to_url``)."""
-    from .presentation import present_param  # presentation imports nothing from here; kept lazy all the same
+    from .presentation import present_param  # lazy: presentation imports this module
 
     name = st.session_state.get("fl__model_in_use", DEFAULT_MODEL)
     return ({} if name == DEFAULT_MODEL else {"model": name}) | present_param()
