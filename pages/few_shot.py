@@ -18,7 +18,8 @@ ensure_app_shell()
 SCENARIO = scenario("few_shot")
 P = "fs"
 MAX_QUERIES = 4
-CANVAS_PX = 360   # fits half of the main column on a 1280-px screen
+CANVAS_PX = 300   # a drawing canvas does not shrink: this fits its column from a 1024-px screen up
+COLUMNS = [1.25, 1]   # support canvas, queries
 SOURCES = {"gallery": "Gallery photos (draw a mask)", "dataset": "A dataset with masks on this server"}
 THRESHOLDS = {"otsu": "Automatic (Otsu)", "natural": "Method's own", "manual": "Slider"}
 
@@ -54,43 +55,53 @@ if source == "gallery":
     preset_buttons(SCENARIO, P, _apply_preset, "**Presets** — one click: support mask, query, method and layers")
 preset = next((p for p in SCENARIO.presets if p.name == st.session_state[f"{P}_preset"]), first)
 
-controls = st.columns([1.3, 1.6, 1.3, 1.2])
-method = controls[0].selectbox("Method", list(SEG_METHODS), key=f"{P}_method",
-                               format_func=lambda k: SEG_METHODS[k].display_name,
-                               help="\n\n".join(f"**{m.display_name}**: {m.description}" for m in SEG_METHODS.values()))
-layers = controls[1].multiselect("Layers (several are fused)", layer_names, key=f"{P}_layers", max_selections=4,
-                                 format_func=model.layer_label)
-modes = [m for m in THRESHOLDS if m != "natural" or SEG_METHODS[method].natural_threshold is not None]
-if st.session_state.get(f"{P}_threshold") not in modes:
-    st.session_state[f"{P}_threshold"] = "otsu"
-mode = controls[2].radio("Threshold", modes, key=f"{P}_threshold", format_func=THRESHOLDS.get)
-manual = controls[3].slider("Threshold value", -1.0, 1.0, 0.5, 0.01, key=f"{P}_value", disabled=mode != "manual",
-                            help="Cells scoring above it are in the mask.")
+# Views first: the support canvas and the query masks right under the presets; the pickers and the
+# method's settings fold into popovers of one row.
+if source == "gallery":
+    support_menu, query_menu, method_menu, self_col = st.columns([1, 1, 1, 1.25], vertical_alignment="center")
+else:
+    method_menu = st.columns([1, 3])[0]
+with method_menu.popover("Method & layers", icon=":material/tune:", width="stretch"):
+    method = st.selectbox("Method", list(SEG_METHODS), key=f"{P}_method",
+                          format_func=lambda k: SEG_METHODS[k].display_name,
+                          help="\n\n".join(f"**{m.display_name}**: {m.description}" for m in SEG_METHODS.values()))
+    layers = st.multiselect("Layers (several are fused)", layer_names, key=f"{P}_layers", max_selections=4,
+                            format_func=model.layer_label)
+    modes = [m for m in THRESHOLDS if m != "natural" or SEG_METHODS[method].natural_threshold is not None]
+    if st.session_state.get(f"{P}_threshold") not in modes:
+        st.session_state[f"{P}_threshold"] = "otsu"
+    mode = st.radio("Threshold", modes, key=f"{P}_threshold", format_func=THRESHOLDS.get, horizontal=True)
+    manual = st.slider("Threshold value", -1.0, 1.0, 0.5, 0.01, key=f"{P}_value", disabled=mode != "manual",
+                       help="Cells scoring above it are in the mask.")
 
 
 def gallery_episode():
     """Support (picker + canvas) and queries of the gallery mode → ``(support report, mask, queries,
     query column)``; queries are ``(key, caption, image, truth_hw or None)``."""
-    support_col, query_col = st.columns(2)
-    with support_col:
-        st.markdown("**Support image** — draw over the object")
+    self_similarity = self_col.toggle("Self-similarity", key=f"{P}_self",
+                                      help="The support image is also the query: which parts of it are like "
+                                           "the marked object? Off: pick the queries under *Query images*.")
+    with support_menu.popover("Support image", icon=":material/image:", width="stretch"):
         support_key, support_image = image_picker(P, default_id=first.image)
-    with query_col:
-        st.markdown("**Query images** — where to find it")
-        self_similarity = st.toggle("Self-similarity: the support image is the query", key=f"{P}_self")
+    with query_menu.popover("Query images", icon=":material/collections:", width="stretch"):
         query_ids = st.multiselect("Gallery images", list(gallery), key=f"{P}_queries", max_selections=MAX_QUERIES,
-                                   format_func=lambda i: gallery[i].caption, disabled=self_similarity)
+                                   format_func=lambda i: gallery[i].caption, disabled=self_similarity,
+                                   help="Off while self-similarity is on.")
         uploads = st.file_uploader("Or add your own", accept_multiple_files=True, key=f"{P}_uploads",
                                    disabled=self_similarity)
+    support_col, query_col = st.columns(COLUMNS)
+    query_col.markdown("**Queries** — where the model finds the object")
+    if support_image is None:
+        support_col.info("No support image yet: open *Support image* above to upload one, or go back to the gallery.")
     if support_image is None or not layers:
         return None
     support_id = support_key.split(":", 1)[1] if support_key.startswith("gallery:") else None
+    support_caption = gallery[support_id].caption if support_id else "your image"
     if self_similarity:
         query_ids, uploads = [], []
     queries = [(f"gallery:{i}", gallery[i].caption, load_gallery_image(i), i) for i in query_ids]
     if self_similarity:
-        caption = gallery[support_id].caption if support_id else "your image"
-        queries = [(support_key, f"{caption} (self-similarity)", support_image, support_id)]
+        queries = [(support_key, f"{support_caption} (self-similarity)", support_image, support_id)]
     for upload in uploads or []:
         try:
             queries.append((*load_upload(upload), None))
@@ -103,9 +114,10 @@ def gallery_episode():
     support = image_report(model.name, support_key, support_image)
     preset_box = tuple(preset.extra["support_region"]) if support_key == f"gallery:{preset.image}" else None
     with support_col:
-        image_credit(support_key)
+        st.markdown(f"**Support:** {plain(support_caption)} — draw over the object")
         strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{support_key}", support_image, preset_box,
                                image_key=support_key, width=CANVAS_PX)
+        image_credit(support_key)
     drawn = strokes is not None and bool(strokes[..., 3].any())
     if drawn:
         mask_hw = region_mask(strokes)
@@ -161,12 +173,12 @@ with query_col:
         except EmptyMaskError as exc:
             st.info(str(exc))
             st.stop()
-        left, right = st.columns(2) if len(queries) > 1 else (st.container(), st.container())  # one query: large
+        left, right = st.columns(2) if len(queries) > 1 else (st.container(), st.container())
         left.image(mask_overlay(report.display_hwc_u8, result.mask_hw), width="stretch",
                    caption=f"{plain(caption)} · mask covers {result.coverage:.0%} (threshold {result.threshold:.2f})")
         right.image(render_overlay(report.display_hwc_u8, result.score_hw, scale="adaptive", upsample="bilinear"),
                     width="stretch", caption=f"Scores {result.score_hw.min():.2f} (dark) to "
-                                             f"{result.score_hw.max():.2f} (bright: like the support's object)")
+                                         f"{result.score_hw.max():.2f} (bright: like the support's object)")
         if mode == "otsu" and SEG_METHODS[method].natural_threshold is None and result.score_hw.max() < 0.3:
             st.caption(f"No cell of {plain(caption)} is much like the support's object (best score "
                        f"{result.score_hw.max():.2f}); Otsu's threshold still splits the map in two.")

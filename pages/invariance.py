@@ -76,28 +76,37 @@ def _sweep(model_name: str, image_key: str, kind: str, values: tuple[float, ...]
     return transforms, sweep_features(get_model(model_name), _display, transforms, layers)
 
 
-pick_col, sweep_col, layer_col, settings_col = st.columns([1, 1.1, 1.3, 0.8])
-with settings_col:
-    st.space("small")
-    with st.popover("Settings", icon=":material/tune:", width="stretch"):
-        settings = overlay_controls(P, defaults.settings)
+# Views first: what changes every minute (photo, transform, what a click sets) in one row; the sweep's
+# values, the layers and the view settings fold into two popovers.
+pick_col, kind_col, click_col, menu_col = st.columns([1.15, 0.9, 1.15, 0.9])
 with pick_col:
     image_key, image = image_picker(P, default_id=defaults.images[0])
-with sweep_col:
-    kind = st.radio("Transform", list(TRANSFORM_KINDS), key=f"{P}_kind", horizontal=True, on_change=_reset_values,
+with kind_col:
+    kind = st.radio("Transform", list(TRANSFORM_KINDS), key=f"{P}_kind", on_change=_reset_values,
                     format_func=lambda k: {"rotate": "Rotation", "zoom": "Zoom", "flip": "Flip"}[k])
-    values_text = st.text_input("Values (comma-separated)", key=f"{P}_values", disabled=kind == "flip",
-                                help="Rotation: degrees, counter-clockwise. Zoom: factors from 1 to 8, towards "
-                                     "reference A. Flip: the original and its mirror image.")
-with layer_col:
-    layers = st.multiselect(f"Layers (1–{MAX_LAYERS}, one line each)", layer_names, key=f"{P}_layers",
-                            max_selections=MAX_LAYERS, format_func=model.layer_label)
+with click_col:
+    st.radio("A click sets", list(REFS), key=f"{P}_active", format_func=REFS.get)
+with menu_col:
+    with st.popover("Sweep", icon=":material/rotate_right:", width="stretch",
+                    help="The transform's values, the chart's layers and the layer the overlays show."):
+        values_text = st.text_input("Values (comma-separated)", key=f"{P}_values", disabled=kind == "flip",
+                                    help="Rotation: degrees, counter-clockwise. Zoom: factors from 1 to 8, towards "
+                                         "reference A. Flip: the original and its mirror image.")
+        layers = st.multiselect(f"Layers (1–{MAX_LAYERS}, one chart line each)", layer_names, key=f"{P}_layers",
+                                max_selections=MAX_LAYERS, format_func=model.layer_label)
+        layers = sorted(layers, key=layer_names.index)
+        if layers:
+            if st.session_state.get(f"{P}_view_layer") not in layers:
+                st.session_state[f"{P}_view_layer"] = layers[-1]
+            view_layer = st.selectbox("Overlays of layer", layers, key=f"{P}_view_layer",
+                                      format_func=model.layer_label)
+    with st.popover("Settings", icon=":material/tune:", width="stretch"):
+        settings = overlay_controls(P, defaults.settings)
 if image is None:
     st.stop()
 if not layers:
-    st.info("Pick at least one layer: each layer is one line of the chart.")
+    st.info("Pick at least one layer (under *Sweep*): each layer is one line of the chart.")
     st.stop()
-layers = sorted(layers, key=layer_names.index)
 refs = {name: tuple(st.session_state[f"{P}_{name}"]) for name in REFS}
 try:
     transforms = parse_transforms(kind, values_text, refs["A"])
@@ -113,7 +122,7 @@ transforms, swept = _sweep(model.name, image_key, kind, tuple(t.value for t in t
 
 
 @st.fragment
-def interactive_views(settings) -> None:
+def interactive_views(settings, view_layer: str) -> None:
     """The original and every copy follow the pointer in the browser (a point of a copy stands for
     the original's point it shows); a click moves the active reference and reruns only this part."""
     commit = consume_commit(f"{P}_views")
@@ -123,12 +132,6 @@ def interactive_views(settings) -> None:
     if kind == "zoom" and refs["A"] != transforms[0].center:
         st.rerun()  # zooms follow reference A: the copies must be made again
 
-    controls = st.columns([1.6, 1.4, 3])
-    controls[0].radio("A click sets", list(REFS), key=f"{P}_active", format_func=REFS.get, horizontal=True)
-    if st.session_state.get(f"{P}_view_layer") not in layers:
-        st.session_state[f"{P}_view_layer"] = layers[-1]
-    view_layer = controls[1].selectbox("Overlays of layer", layers, key=f"{P}_view_layer",
-                                       format_func=model.layer_label)
     active = st.session_state[f"{P}_active"]
     other = "B" if active == "A" else "A"
     assets = packed_assets(("sweep", model.name, image_key, kind, tuple(t.value for t in transforms), center, view_layer),
@@ -161,4 +164,4 @@ def interactive_views(settings) -> None:
                                settings=settings, mode=kind))
 
 
-interactive_views(settings)
+interactive_views(settings, view_layer)

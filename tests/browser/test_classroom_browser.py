@@ -10,8 +10,10 @@ from browser_helpers import assert_no_exception, main_area, screenshot, wait_for
 from playwright.sync_api import expect
 
 VIEWS = '[data-testid="stMain"] canvas.fl-sim-canvas'  # the similarity views (in a shadow root)
-PAGES = ["layer_hierarchy", "compare_images", "compare_images?mode=pair", "model_layers"]
+PAGES = ["layer_hierarchy", "compare_images", "compare_images?mode=pair", "model_layers", "invariance", "few_shot"]
 PHOTO = '[data-testid="stMain"] [data-testid="stImage"] img'  # Model & layers: the photo its labels are about
+CANVAS = '[data-testid="stMain"] canvas.upper-canvas'  # Few-shot: the support image to draw on
+FIRST_VIEWS = {"model_layers": PHOTO, "few_shot": CANVAS}
 
 # Every word of every visible text in the main column (shadow roots included) that the browser
 # laid out on more than one line: a label broken inside a word.
@@ -36,6 +38,9 @@ _BROKEN_WORDS_JS = """() => {
 
 
 def _first_view_box(page, selector: str = VIEWS):
+    if selector == CANVAS:
+        expect(page.locator(CANVAS).first).to_be_visible(timeout=60_000)
+        return page.locator(CANVAS).first.bounding_box()
     if selector != VIEWS:
         view = page.locator(selector).first
         expect(view).to_be_visible(timeout=60_000)
@@ -58,7 +63,7 @@ def test_the_first_view_is_on_screen_unscrolled_and_no_label_breaks_mid_word(bro
         page.goto(f"{app_url}/{path}")
         wait_for_app(page)
         assert_no_exception(page)
-        box = _first_view_box(page, PHOTO if path == "model_layers" else VIEWS)
+        box = _first_view_box(page, FIRST_VIEWS.get(path, VIEWS))
         scrolled = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTop")
         assert scrolled == 0
         assert box["y"] >= 0 and box["y"] + box["height"] <= size[1], f"first view {box} not inside {size}"

@@ -100,8 +100,11 @@ def test_few_shot_draw_a_support_mask_and_see_the_query_mask(page: Page, app_url
     expect(main.get_by_text(re.compile(r"^IoU 0\.9\d · Dice"))).to_be_visible()   # the cat preset
     screenshot(page, "few_shot_1280x720")
 
+    main.get_by_role("button", name="Support image").click()    # the pickers fold into popovers
     page.get_by_label("Gallery image", exact=True).click()      # a support photo without a preset mask
     page.get_by_role("option", name="Astronaut Eileen Collins").click()
+    wait_for_app(page, timeout_ms=RERUN_TIMEOUT_MS)
+    page.keyboard.press("Escape")                                # close the popover
     expect(main.get_by_text(re.compile("The support mask is empty"))).to_be_visible(timeout=RERUN_TIMEOUT_MS)
     wait_for_app(page)
     _draw(page, (0.15, 0.62, 0.45, 0.85))                        # the orange suit
