@@ -21,6 +21,8 @@ PAGES = {
         st.Page("pages/model_comparison.py", title="Model comparison", icon=":material/difference:"),
         st.Page("pages/invariance.py", title="Rotation & scale invariance", icon=":material/rotate_right:"),
         st.Page("pages/few_shot.py", title="Few-shot segmentation", icon=":material/format_paint:"),
+        st.Page("pages/feature_visualization.py", title="Feature visualization", icon=":material/auto_awesome:"),
+        st.Page("pages/chest_xray.py", title="Chest X-ray", icon=":material/radiology:"),
     ],
     "Data": [
         st.Page("pages/feature_caches.py", title="Feature caches", icon=":material/database:"),
@@ -28,8 +30,10 @@ PAGES = {
 }
 
 # Streamlit's main column starts 6rem down; 2.5rem leaves room for the header and brings the views
-# above the fold on a 1280×720 projector.
-st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }</style>")
+# above the fold on a 1280×720 projector. A search page's results (a container keyed "results_…", next
+# to the fixed-width query canvas) wrap under the canvas rather than shrink below 20rem.
+st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }"
+        "[data-testid='stLayoutWrapper']:has(> [class*='st-key-results_']) { min-width: 20rem; }</style>")
 page = st.navigation(PAGES)  # first: registers the pages before anything slow runs
 shared_sidebar()
 page.run()

@@ -36,6 +36,12 @@ Scenario file::
     region = [0.65, 0.36, 0.75, 0.48]   # a box [x0, y0, x1, y1] or a polygon [[x, y], …], normalised
     top_fraction = 0.1
 
+    [[regions]]                         # optional: named query regions a page offers
+    name = "heart"
+    polygon = [[0.45, 0.45], [0.7, 0.5], [0.6, 0.8]]   # or box = [x0, y0, x1, y1], normalised
+
+    [options]                           # optional: page settings (e.g. default_finding = "Cardiomegaly")
+
     [[claims]]                          # optional: claims of the lesson's general lines
     kind = "layer_brighter"
     image = "chelsea"
@@ -70,7 +76,7 @@ from .search.claims import SEARCH_CLAIMS
 from .segmentation import SEGMENTATION_CLAIMS
 from .similarity import IMAGE_CLAIMS, LessonClaim
 
-__all__ = ["Claim", "CLAIM_KINDS", "Lesson", "Preset", "Scenario", "CacheRecipe", "ScenarioError", "load_scenario",
+__all__ = ["Claim", "CLAIM_KINDS", "Lesson", "NamedRegion", "Preset", "Scenario", "CacheRecipe", "ScenarioError", "load_scenario",
            "load_scenarios", "load_recipe", "load_recipes", "validate_scenario"]
 
 
@@ -138,6 +144,29 @@ class Preset(BaseModel):
         return dict(self.model_extra or {})
 
 
+class NamedRegion(_Record):
+    """A ready-made query region a page offers by name (e.g. "heart"): a polygon ``[[x, y], …]``
+    (at least 3 points) or a box ``[x0, y0, x1, y1]``, in fractions of the image."""
+
+    name: str
+    polygon: tuple[tuple[_Unit, _Unit], ...] = ()
+    box: tuple[_Unit, _Unit, _Unit, _Unit] | None = None
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> "NamedRegion":
+        if (len(self.polygon) >= 3) == (self.box is not None):
+            raise ValueError(f"region {self.name!r} needs either a polygon of at least 3 points or a box")
+        if self.box is not None and not (self.box[0] < self.box[2] and self.box[1] < self.box[3]):
+            raise ValueError(f"region {self.name!r}: a box needs x0 < x1 and y0 < y1")
+        return self
+
+    @property
+    def shape(self) -> tuple:
+        """The polygon, or the box."""
+        return self.polygon or self.box
+
+
 class Scenario(_Record):
     """One scenario file (see the module docstring for the format)."""
 
@@ -151,6 +180,8 @@ class Scenario(_Record):
     cache_recipe: str = ""
     presets: tuple[Preset, ...] = ()
     claims: tuple[Claim, ...] = ()
+    regions: tuple[NamedRegion, ...] = ()
+    options: dict[str, Any] = {}
     order: int = 100
     source: str = ""
 
@@ -178,14 +209,16 @@ class CacheRecipe(_Record):
     ``kind`` is ``bundled`` (the gallery that ships in installed packages), ``wilds`` (the
     WILDS ``dataset``'s ``split``, downloaded by the ``wilds`` package), ``generated``
     (the bundled photos rendered in ``domains`` with the first ``crops`` crops of
-    :data:`featurelens.images.CROPS`), ``folder`` (a local image folder) or ``download``
-    (``url`` with ``sha256`` and ``size_bytes``).
+    :data:`featurelens.images.CROPS`), ``folder`` (a local image folder), ``download``
+    (``url`` with ``sha256`` and ``size_bytes``), ``nih`` (a folder of NIH ChestX-ray14 PNGs,
+    labelled from the NIH table that ships in torchxrayvision) or ``medmnist`` (the MedMNIST
+    ``dataset``'s ``split`` at ``size`` pixels, downloaded by the medmnist package).
     """
 
     name: str
     title: str
     description: str
-    kind: Literal["bundled", "generated", "wilds", "folder", "download"]
+    kind: Literal["bundled", "generated", "wilds", "folder", "download", "nih", "medmnist"]
     license: str
     model: str
     layers: tuple[str, ...] = ()
@@ -198,6 +231,7 @@ class CacheRecipe(_Record):
     dataset: str = ""
     split: str = "train"
     max_images: int = Field(default=0, ge=0)
+    size: int = Field(default=0, ge=0)
     source: str = ""
 
     @model_validator(mode="after")
@@ -206,6 +240,8 @@ class CacheRecipe(_Record):
             raise ValueError("a download recipe needs url, sha256 and size_bytes")
         if self.kind == "wilds" and not self.dataset:
             raise ValueError("a wilds recipe needs dataset (e.g. \"iwildcam\")")
+        if self.kind == "medmnist" and not (self.dataset and self.size):
+            raise ValueError("a medmnist recipe needs dataset (e.g. \"chestmnist\") and size (28, 64, 128 or 224)")
         if self.kind == "generated" and not self.domains:
             raise ValueError("a generated recipe needs domains (e.g. [\"photo\", \"sketch\"])")
         return self

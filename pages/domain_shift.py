@@ -18,6 +18,7 @@ SCENARIO = scenario("domain_shift")
 P = "ds"
 GENERATED = "Bundled photos in 7 generated domains (offline)"
 UNIQUE = {"no limit": None, "class / source photo": "label", "domain": "domain"}
+CANVAS_PX = 360   # the query canvas; the results take the rest of the row
 
 st.title(SCENARIO.title)
 render_lesson(SCENARIO)
@@ -38,35 +39,43 @@ if f"{P}_label" not in st.session_state:
     _apply_preset()
 
 others = caches_with("domain", exclude_recipe=SCENARIO.cache_recipe)
-top_left, top_right = st.columns(2)
-dataset = top_left.selectbox("Dataset", [GENERATED, *others], key=f"{P}_dataset",
-                             help="Other caches with a domain column (e.g. PACS built with `cache build`) appear here.")
-top_right.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset,
-                    help="A ready-made query on the generated dataset: an image, a layer and a region.")
+# Views first: the query canvas and the top results side by side under one row of controls; the
+# query's photo and domain sit under the canvas they choose, the result options in a popover.
+preset_col, dataset_col, layer_col, options_col = st.columns([1.5, 1.5, 1.1, 0.8], vertical_alignment="bottom")
+preset_col.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset,
+                     help="A ready-made query on the generated dataset: an image, a layer and a region.")
+dataset = dataset_col.selectbox("Dataset", [GENERATED, *others], key=f"{P}_dataset",
+                                help="Other caches with a domain column (e.g. PACS built with `cache build`) appear "
+                                     "here.")
 cache = recipe_cache(SCENARIO.cache_recipe, SCENARIO.model) if dataset == GENERATED else others[dataset]
 table = cache.metadata.reset_index(drop=True)
-
-left, right = st.columns([3, 2])
-with right:
-    labels = list(dict.fromkeys(table["label"]))
-    if st.session_state.get(f"{P}_label") not in labels:
-        st.session_state[f"{P}_label"] = labels[0]
-    label = st.selectbox("Query photo" if dataset == GENERATED else "Query class", labels, key=f"{P}_label")
-    domains = list(dict.fromkeys(table.loc[table["label"] == label, "domain"]))
-    if st.session_state.get(f"{P}_domain") not in domains:
-        st.session_state[f"{P}_domain"] = domains[0]
-    domain = st.selectbox("Query domain", domains, key=f"{P}_domain")
-    if dataset == GENERATED:
-        query_id = f"{label}-full-{domain}"
-    else:
-        query_id = st.selectbox("Query image", list(table.loc[(table["label"] == label) & (table["domain"] == domain), "id"]),
-                                key=f"{P}_image")
-    if st.session_state.get(f"{P}_layer") not in cache.layers:
-        st.session_state[f"{P}_layer"] = cache.layers[-1]
-    layer = st.radio("Layer", list(cache.layers), horizontal=True, key=f"{P}_layer")
+if st.session_state.get(f"{P}_layer") not in cache.layers:
+    st.session_state[f"{P}_layer"] = cache.layers[-1]
+layer = layer_col.radio("Layer", list(cache.layers), horizontal=True, key=f"{P}_layer")
+with options_col.popover("Results", icon=":material/tune:", width="stretch"):
     top_k = st.slider("Results", 5, 20, 10, key=f"{P}_k")
     unique = st.radio("At most one result per", list(UNIQUE), horizontal=True, key=f"{P}_unique")
     include_self = st.checkbox("Include the query image itself", value=False, key=f"{P}_self")
+
+views = st.container(horizontal=True, gap="medium")
+left, right = views.container(width=CANVAS_PX), views.container(key=f"results_{P}")
+with left:
+    canvas_slot = st.container()
+    photo_col, domain_col = st.columns(2)
+    labels = list(dict.fromkeys(table["label"]))
+    if st.session_state.get(f"{P}_label") not in labels:
+        st.session_state[f"{P}_label"] = labels[0]
+    label = photo_col.selectbox("Query photo" if dataset == GENERATED else "Query class", labels, key=f"{P}_label")
+    domains = list(dict.fromkeys(table.loc[table["label"] == label, "domain"]))
+    if st.session_state.get(f"{P}_domain") not in domains:
+        st.session_state[f"{P}_domain"] = domains[0]
+    domain = domain_col.selectbox("Query domain", domains, key=f"{P}_domain")
+    if dataset == GENERATED:
+        query_id = f"{label}-full-{domain}"
+    else:
+        query_id = st.selectbox("Query image",
+                                list(table.loc[(table["label"] == label) & (table["domain"] == domain), "id"]),
+                                key=f"{P}_image")
 
 index = cache.image_ids.index(query_id)
 row = table.iloc[index]
@@ -77,12 +86,10 @@ else:   # the cache's thumbnail: the original files need not be on this machine
 preset = presets[st.session_state[f"{P}_preset"]]
 matches_preset = dataset == GENERATED and (label, domain) == (preset.image, preset.extra["domain"])
 drawn_box = preset.extra["box"] if matches_preset else None
-with left:
-    if matches_preset:
-        st.caption(preset.note)
-    st.markdown(f"**Draw on the query image** — `{query_id}`")
+with canvas_slot:
+    st.markdown(f"**Draw a region** — `{query_id}`")
     strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{dataset}_{query_id}", image, drawn_box,
-                           image_key=f"{dataset}/{query_id}")
+                           image_key=f"{dataset}/{query_id}", width=CANVAS_PX)
 
 feats = cache_features(str(cache), layer, cache)
 grid_hw = tuple(feats.shape[1:3])
@@ -97,18 +104,20 @@ try:
         result = search_features(feats, query, image_ids=cache.image_ids, metadata=table, loaded_n=cache.loaded_n,
                                  device="cpu", **options)
 except SearchError as exc:
-    st.info(str(exc))
+    right.info(str(exc))
     st.stop()
 
-with right:
+with left:
+    if matches_preset:
+        st.caption(preset.note)
     st.image(mask_outline(image, mask_hw), width="stretch", output_format="JPEG",
              caption=f"The searched region on {layer}'s {grid_hw[0]}×{grid_hw[1]} grid "
                      f"(a window of {query.box[2]}×{query.box[3]} cells).")
-
-st.subheader(f"Top {len(result.top)} of {int(result.valid_n.sum())} images")
-if client is not None:
-    st.caption(f"Searched on the Dask cluster at `{client.scheduler.address}` ({result.device}).")
-hit_grid(cache, result, columns=5, caption_columns=("label", "domain"))
+with right:
+    st.markdown(f"**Top {len(result.top)} of {int(result.valid_n.sum())} images** — the matched window boxed")
+    if client is not None:
+        st.caption(f"Searched on the Dask cluster at `{client.scheduler.address}` ({result.device}).")
+    hit_grid(cache, result, columns=3, caption_columns=("label", "domain"))
 what = "photo" if dataset == GENERATED else "class"
 score_boxplot(grouped_scores(result.scores_table(), "domain", focus=("label", label), others=f"other {what}s"),
               f"Best scores: the {label} images in each domain, and every other {what} — {domain} query, {layer}",

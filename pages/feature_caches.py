@@ -8,16 +8,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from featurelens.caches import build_cache, Catalog, CacheError, CacheMismatchError, image_metadata, install_cache, list_caches, load_catalog
+from featurelens.caches import build_cache, Catalog, CacheError, image_metadata, install_cache, list_caches, load_catalog
 from featurelens.config import CACHE_CATALOG_ENV, cache_catalog, caches_dir, data_roots, hosted
-from featurelens.hosting import (JobBoard, JobRefused, UnsafePathError, cache_path, check_cache_name, inside_roots,
+from featurelens.hosting import (JobRefused, UnsafePathError, cache_path, check_cache_name, inside_roots,
                                  label_tables, read_label_table)
 from featurelens.images import IMAGE_EXTENSIONS, GalleryError, bundled_gallery, folder_images, uploaded_images
 from featurelens.models import FeatureModel
+from pages._ui.jobs import build_board, build_status
 from pages._ui.shell import current_model, ensure_app_shell, plain, visitor_text
 
 MAX_UPLOADS = 200
-MAX_SKIPPED_SHOWN = 10
 HOSTED_PROBLEMS = {  # what a visitor reads about a cache that is not ready (no pids, hosts or commands)
     "incomplete": "Its build has not finished (it may be running now).",
     "damaged": "Part of its data is damaged; the server's operator can repair it.",
@@ -33,12 +33,6 @@ SOURCES = {"gallery": "Bundled gallery", "upload": "Your images (upload)", "fold
 def read_catalog(source: str) -> Catalog:
     """The catalog at ``source`` (re-read after 30 s, so an edited or republished catalog shows up)."""
     return load_catalog(source)
-
-
-@st.cache_resource(show_spinner=False)
-def build_board() -> JobBoard:
-    """The server's cache builds: one at a time (a small shared box), each in its own thread."""
-    return JobBoard(max_running=1)
 
 
 @st.cache_data(ttl=60, show_spinner="Looking for images…")
@@ -138,44 +132,6 @@ def start_build(target: Path, images, model: FeatureModel, layers: list[str], ro
         st.warning(f"Not started: {exc}.")
     else:
         st.session_state["fc_job"] = target.stem
-
-
-def build_status(name: str, running: bool) -> None:
-    """The build's progress, polled every second while it runs (the page stays usable)."""
-
-    @st.fragment(run_every=1.0 if running else None)
-    def status() -> None:
-        job = build_board().get(name)
-        if job.running:
-            fraction = job.done / job.total if job.total else 0.0
-            st.progress(fraction, text=f"Building “{name}”: {job.done} / {job.total or '…'} images "
-                                       "(you can use other pages meanwhile)")
-            return
-        if running:  # it finished since the last full run: refresh the list below too
-            st.rerun(scope="app")
-        if job.state == "failed":
-            st.error(plain(failure_text(name, job.error)))
-            return
-        cache = job.result
-        st.success(f"Cache **{name}** is ready: {cache.n_images} images.")
-        if cache.skipped:
-            lines = [f"- {plain(image_id)}: {plain(visitor_text(reason))}"
-                     for image_id, reason in list(cache.skipped.items())[:MAX_SKIPPED_SHOWN]]
-            more = len(cache.skipped) - len(lines)
-            st.warning(f"{len(cache.skipped)} images could not be read and were left out of search:\n"
-                       + "\n".join(lines) + (f"\n- … and {more} more" if more > 0 else ""))
-
-    status()
-
-
-def failure_text(name: str, error: BaseException) -> str:
-    """What a visitor reads when a build fails; in hosted mode a clash with another cache never
-    lists that cache's images (they may be another visitor's file names)."""
-    if isinstance(error, CacheMismatchError) and hosted():
-        return f"A different cache is already saved as “{name}”: choose another name."
-    if isinstance(error, (CacheError, ValueError, OSError)):
-        return visitor_text(str(error))
-    return f"The build of “{name}” failed: {type(error).__name__}: {visitor_text(str(error))}"
 
 
 def install_section(folder: Path) -> None:

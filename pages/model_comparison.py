@@ -16,6 +16,7 @@ SCENARIO = scenario("model_comparison")
 P = "mc"
 MODELS = {"efficientnet_lite0": "Lite0, trained", "efficientnet_lite2": "Lite2, trained",
           "efficientnet_lite0_random": "Lite0, random weights"}
+CANVAS_PX = 320   # the query canvas; both result grids take the rest of the row
 
 st.title(SCENARIO.title)
 render_lesson(SCENARIO)
@@ -48,19 +49,25 @@ for side, model_col, layer_col in (("a", *side_cols[:2]), ("b", *side_cols[2:]))
     sides[side] = (cache, layer, model_name)
 
 table = sides["a"][0].metadata
-left, right = st.columns([3, 2])
-with right:
-    photo = st.selectbox("Query photo", list(dict.fromkeys(table["source_photo"])), key=f"{P}_image")
-    domain = st.selectbox("Query domain", list(dict.fromkeys(table["domain"])), key=f"{P}_domain")
+# Views first: the query canvas and both models' top results side by side; the query's photo,
+# domain and result count sit under the canvas they choose.
+views = st.container(horizontal=True, gap="medium")
+left, right = views.container(width=CANVAS_PX), views.container(key=f"results_{P}")
+with left:
+    canvas_slot = st.container()
+    photo_col, domain_col = st.columns(2)
+    photo = photo_col.selectbox("Query photo", list(dict.fromkeys(table["source_photo"])), key=f"{P}_image")
+    domain = domain_col.selectbox("Query domain", list(dict.fromkeys(table["domain"])), key=f"{P}_domain")
     top_k = st.slider("Results", 5, 15, 10, key=f"{P}_k")
 query_id = f"{photo}-full-{domain}"
 drawn_box = preset.extra.get("box") if (photo, domain) == (preset.image, preset.extra.get("domain", "photo")) else None
-with left:
-    if drawn_box:
-        st.caption(preset.note)
-    st.markdown(f"**Draw on the query image** — `{query_id}`")
+with canvas_slot:
+    st.markdown(f"**Draw a region** — `{query_id}`")
     strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{query_id}",
-                           recipe_image(SCENARIO.cache_recipe, query_id), drawn_box, image_key=query_id)
+                           recipe_image(SCENARIO.cache_recipe, query_id), drawn_box, image_key=query_id,
+                           width=CANVAS_PX)
+if drawn_box:
+    left.caption(preset.note)
 
 results = {}
 try:
@@ -73,20 +80,22 @@ try:
         results[side] = search_features(feats, query, image_ids=cache.image_ids, metadata=cache.metadata,
                                         loaded_n=cache.loaded_n, top_k=top_k, device="cpu")
 except SearchError as exc:
-    st.info(str(exc))
+    right.info(str(exc))
     st.stop()
 
 shared, fraction = top_overlap([h.id for h in results["a"].top], [h.id for h in results["b"].top])
 same_photo = {side: sum(h.metadata["source_photo"] == photo for h in r.top) for side, r in results.items()}
 with right:
-    st.metric("Top-k overlap", f"{len(shared)} of {top_k}", help="Images that both models rank in their top k.")
-    st.markdown(f"Results from the query's own photo: **A {same_photo['a']}**, **B {same_photo['b']}** of {top_k}.")
+    st.markdown(f"**Top-k overlap: {len(shared)} of {top_k}** images both models rank in their top {top_k} · "
+                f"results from the query's own photo: A {same_photo['a']}, B {same_photo['b']} of {top_k}.")
+    for side, col in zip("ab", st.columns(2)):
+        cache, layer, model_name = sides[side]
+        with col:
+            st.markdown(f"**{side.upper()}: {MODELS[model_name]}, {layer}**")
+            hit_grid(cache, results[side], columns=2, caption_columns=("source_photo", "domain"))
 
-cols = st.columns(2)
-for side, col in zip("ab", cols):
-    cache, layer, model_name = sides[side]
+for side, col in zip("ab", st.columns(2)):
     with col:
-        st.subheader(f"{side.upper()}: {MODELS[model_name]}, {layer}")
-        hit_grid(cache, results[side], columns=3, caption_columns=("source_photo", "domain"))
-        score_boxplot(grouped_scores(results[side].scores_table(), "domain", focus=("source_photo", photo), others="other photos"),
+        score_boxplot(grouped_scores(results[side].scores_table(), "domain", focus=("source_photo", photo),
+                                     others="other photos"),
                       f"{side.upper()}: best score of each image", f"domain of the {photo} images")

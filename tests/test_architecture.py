@@ -18,7 +18,8 @@ from featurelens.scenarios import (ScenarioError, load_recipe, load_recipes, loa
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "featurelens"
-CAPABILITIES = {"models", "images", "caches", "similarity", "search", "cluster", "invariance", "segmentation"}
+CAPABILITIES = {"models", "images", "caches", "similarity", "search", "cluster", "invariance", "segmentation",
+                "featureviz", "xray"}
 MAX_MODULE_LINES = 500
 
 

@@ -3,6 +3,8 @@ preset's region is searched. What each preset claims is checked in test_lesson_c
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ def domain_cache():
 def test_domain_shift_page_searches_the_preset_and_plots_every_domain():
     at = _run("domain_shift")
     assert not at.exception, [e.value for e in at.exception]
-    assert any("Top 10 of" in h.value for h in at.subheader), [h.value for h in at.subheader]
+    assert any("Top 10 of" in h.value for h in at.markdown), [h.value for h in at.markdown]
     captions = [image.proto.imgs[0].caption for image in at.main if type(image).__name__ == "Image"]
     assert captions[0].startswith("The searched region on stage7's 7×7 grid"), captions[0]
     hits = [c for c in captions[1:] if c.startswith("#")]
@@ -40,10 +42,11 @@ def test_domain_shift_page_searches_the_preset_and_plots_every_domain():
 def test_model_comparison_page_shows_both_sides_and_their_overlap():
     at = _run("model_comparison")
     assert not at.exception, [e.value for e in at.exception]
-    subheaders = [h.value for h in at.subheader]
-    assert any(h.startswith("A: Lite0, trained") for h in subheaders), subheaders
-    assert any(h.startswith("B: Lite0, random weights") for h in subheaders), subheaders
-    assert at.metric[0].label == "Top-k overlap"
+    headings = [h.value for h in at.markdown]
+    assert any(h.startswith("**A: Lite0, trained") for h in headings), headings
+    assert any(h.startswith("**B: Lite0, random weights") for h in headings), headings
+    overlap = next(h for h in headings if h.startswith("**Top-k overlap"))
+    assert re.match(r"\*\*Top-k overlap: \d+ of 10\*\*", overlap), overlap
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +112,7 @@ def test_domain_shift_page_searches_on_a_dask_cluster_and_says_so(domain_cache, 
             assert not at.exception, [e.value for e in at.exception]
             captions = " ".join(c.value for c in at.caption)
             assert f"Searched on the Dask cluster at `{cluster.scheduler_address}`" in captions, captions
-            assert any("Top 10 of 419" in h.value for h in at.subheader)
+            assert any("Top 10 of 419" in h.value for h in at.markdown)
         finally:
             st.cache_resource.clear()
 
@@ -126,6 +129,6 @@ def test_domain_shift_page_with_an_unreachable_cluster_warns_and_searches_here(d
         assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in at.warning[0].value
         assert "searching on this server instead" in at.warning[0].value
         assert "FEATURELENS_DASK_SCHEDULER" in at.warning[0].value
-        assert any("Top 10 of 419" in h.value for h in at.subheader)
+        assert any("Top 10 of 419" in h.value for h in at.markdown)
     finally:
         st.cache_resource.clear()

@@ -24,13 +24,18 @@ from .table import image_metadata
 __all__ = ["ensure_recipe_cache", "recipe_cache_path", "recipe_images"]
 
 
-def recipe_images(recipe: CacheRecipe) -> tuple[tuple[CacheImage, ...], pd.DataFrame]:
-    """The images of a ``bundled``, ``generated`` or ``wilds`` recipe and their metadata table
-    (a ``wilds`` recipe downloads its dataset into :func:`~featurelens.config.datasets_dir` first).
+def recipe_images(recipe: CacheRecipe, images_folder: str | Path | None = None,
+                  ) -> tuple[tuple[CacheImage, ...], pd.DataFrame]:
+    """The images of a ``bundled``, ``generated``, ``wilds``, ``medmnist`` or ``nih`` recipe and their
+    metadata table (``wilds`` and ``medmnist`` recipes download their dataset into
+    :func:`~featurelens.config.datasets_dir` first; a ``nih`` recipe reads ``images_folder``, a
+    folder of NIH ChestX-ray14 PNGs, see :func:`featurelens.xray.nih_images`).
 
     Generated images get the columns ``domain``, ``source_photo`` and ``crop``, and ``label``
     is the source photo (the "class" a match should share).
     """
+    if recipe.kind in ("nih", "medmnist"):
+        return _xray_images(recipe, images_folder)
     if recipe.kind == "bundled":
         images = bundled_gallery()
         return images, image_metadata(images)
@@ -43,6 +48,23 @@ def recipe_images(recipe: CacheRecipe) -> tuple[tuple[CacheImage, ...], pd.DataF
     raise CacheError(f"recipe {recipe.name!r} is a {recipe.kind} recipe: its images are not on this machine; "
                      f"build its cache with `python -m featurelens cache build` or install it with "
                      f"`python -m featurelens cache download`")
+
+
+def _xray_images(recipe: CacheRecipe, images_folder: str | Path | None) -> tuple[tuple[CacheImage, ...], pd.DataFrame]:
+    from ..images import GalleryError
+    from ..models.weights import download_failure_reason
+    from ..xray import ChestMnistError, NihDataError, chestmnist_images, nih_images
+
+    try:
+        if recipe.kind == "medmnist":
+            return chestmnist_images(datasets_dir() / "medmnist", split=recipe.split, size=recipe.size,
+                                     max_images=recipe.max_images or None, why_failed=download_failure_reason)
+        if images_folder is None:
+            raise CacheError(f"recipe {recipe.name!r} reads a folder of NIH ChestX-ray14 PNGs: pass that folder as "
+                             "images_folder (the Chest X-ray page's “Build from a folder” does this)")
+        return nih_images(images_folder, max_images=recipe.max_images or None)
+    except (ChestMnistError, NihDataError, GalleryError) as exc:
+        raise CacheError(str(exc)) from exc
 
 
 def _domain_table(images: Sequence[DomainImage]) -> pd.DataFrame:
@@ -60,9 +82,11 @@ def recipe_cache_path(recipe: CacheRecipe, model_name: str, folder: str | Path |
 
 
 def ensure_recipe_cache(recipe: CacheRecipe, model: FeatureModel, layers: Sequence[str] | None = None, *,
-                        folder: str | Path | None = None, progress: ProgressFn | None = None) -> FeatureCache:
+                        folder: str | Path | None = None, progress: ProgressFn | None = None,
+                        images_folder: str | Path | None = None) -> FeatureCache:
     """Open the recipe's cache for ``model``; build it first if it is missing or unfinished
     (an interrupted build resumes). ``layers`` default to the recipe's, else the model's defaults.
+    ``images_folder``: the images of a ``nih`` recipe (see :func:`recipe_images`).
 
     Raises:
         CacheError: a recipe whose images are not on this machine, or a cache that cannot be built.
@@ -74,7 +98,7 @@ def ensure_recipe_cache(recipe: CacheRecipe, model: FeatureModel, layers: Sequen
             return open_cache(path, model=model, layers=layers)
         except CacheIncompleteError:
             pass
-    images, table = recipe_images(recipe)
+    images, table = recipe_images(recipe, images_folder)
     path.parent.mkdir(parents=True, exist_ok=True)
     return build_cache(path, images, model, layers, dataset_name=recipe.name, description=recipe.description,
                        metadata=table, recipe=recipe.name, progress=progress)

@@ -7,8 +7,8 @@ weight files, layer taps, tensor layouts, device choice and the one model API.
 """
 
 from .devices import resolve_device
-from .layouts import FEATURES_NHWC, IMAGES_NHWC, PER_IMAGE_N, Layout, nchw_to_nhwc, tokens_nlc_to_nhwc
-from .extraction import LayerInfo, LayerNotFoundError, capture, list_layers
+from .layouts import FEATURES_NHWC, IMAGES_NHWC, PER_IMAGE_N, Layout, nchw_to_nhwc, nhwc_to_nchw, tokens_nlc_to_nhwc
+from .extraction import ForwardStopped, LayerInfo, LayerNotFoundError, capture, list_layers
 from .feature_model import FeatureModel, Prediction, imagenet_categories, load_model, weights_available, wrap_module
 from .registry import (LayerSpec, ModelSpec, UnknownLayerError, UnknownModelError, get_spec, list_models, parse_layer_names,
                        register_model, registered, resolve_model_name)
@@ -18,8 +18,8 @@ from .weights import (MIRROR_ENV, WeightsCorruptError, WeightsUnavailableError, 
 from .zoo import IMAGENET_MEAN, IMAGENET_STD, lite_package_weights, offline_hint, torchvision_builder, weights_url
 
 __all__ = [
-    "FEATURES_NHWC", "IMAGES_NHWC", "PER_IMAGE_N", "Layout", "nchw_to_nhwc", "tokens_nlc_to_nhwc",
-    "FeatureModel", "IMAGENET_MEAN", "IMAGENET_STD", "ImageReport", "LayerInfo", "LayerNotFoundError", "LayerSpec",
+    "FEATURES_NHWC", "IMAGES_NHWC", "PER_IMAGE_N", "Layout", "nchw_to_nhwc", "nhwc_to_nchw", "tokens_nlc_to_nhwc",
+    "FeatureModel", "ForwardStopped", "IMAGENET_MEAN", "IMAGENET_STD", "ImageReport", "LayerInfo", "LayerNotFoundError", "LayerSpec",
     "ModelSpec", "Prediction", "UnknownLayerError", "UnknownModelError", "WeightsCorruptError",
     "WeightsUnavailableError", "analyse_image", "capture", "fetch_weights", "file_sha256", "get_spec",
     "MIRROR_ENV", "imagenet_categories", "known_download_bytes", "label_note", "layer_rows", "list_layers", "list_models", "lite_package_weights", "load_model",

@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import difflib
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["LayerInfo", "list_layers", "capture", "LayerNotFoundError"]
+__all__ = ["LayerInfo", "list_layers", "capture", "LayerNotFoundError", "ForwardStopped"]
 
 
 class LayerNotFoundError(KeyError):
@@ -31,6 +32,11 @@ class LayerNotFoundError(KeyError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+class ForwardStopped(Exception):
+    """Raised by a :func:`capture` hook with ``stop_early`` once every requested layer has its
+    output, so the rest of the network is not run (catch it around the forward call)."""
 
 
 @dataclass(frozen=True)
@@ -109,19 +115,29 @@ def _resolve(module: nn.Module, paths: Sequence[str]) -> dict[str, nn.Module]:
 
 
 @contextlib.contextmanager
-def capture(module: nn.Module, paths: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+def capture(module: nn.Module, paths: Sequence[str], *, this_thread_only: bool = False,
+            stop_early: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Hook ``paths`` on ``module``; yields a dict that fills with each module's output
     (in the order of ``paths``) during forward passes run inside the block.
 
     The model is put in eval mode inside the block; afterwards every hook is removed and
     ``module.training`` is what it was before, also when the block raises.
+    ``this_thread_only``: the hooks record only forward passes of the calling thread (another
+    thread may run the same shared module meanwhile). ``stop_early``: as soon as every path has
+    its output, the forward pass ends with :class:`ForwardStopped` (nothing deeper is computed;
+    clear the dict before each pass).
     """
     targets = _resolve(module, paths)
     outputs: dict[str, torch.Tensor] = {}
+    owner = threading.get_ident()
 
     def make_hook(path: str):
         def hook(_mod: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+            if this_thread_only and threading.get_ident() != owner:
+                return
             outputs[path] = out[0] if isinstance(out, (tuple, list)) else out
+            if stop_early and len(outputs) == len(targets):
+                raise ForwardStopped(path)
         return hook
 
     handles = [mod.register_forward_hook(make_hook(p)) for p, mod in targets.items()]

@@ -12,11 +12,12 @@ stride) and returns features for several layers in one forward pass, channels-la
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,9 +25,9 @@ from PIL import Image
 from torch import nn
 
 from ..images import to_rgb_image
-from . import zoo  # noqa: F401  (registers the models)
+from . import xrv, zoo  # noqa: F401  (register the models)
 from .devices import resolve_device
-from .extraction import capture
+from .extraction import ForwardStopped, capture
 from .layouts import nchw_to_nhwc, tokens_nlc_to_nhwc
 from .preprocessing import make_resize
 from .registry import LayerSpec, ModelSpec, get_spec
@@ -79,6 +80,7 @@ class FeatureModel:
         self.num_prefix_tokens = num_prefix_tokens
         self.has_classifier = has_classifier
         self._lock = threading.Lock()
+        self._gradient_lock = threading.Lock()
         self._transforms = spec.transforms()
         self._resize = make_resize(spec.input_hw)
 
@@ -127,16 +129,59 @@ class FeatureModel:
             feats = {spec.name: self._to_nhwc(raw[spec.module]) for spec in specs}
         return feats, (logits.float().cpu() if with_logits else None)
 
-    def _to_nhwc(self, out: torch.Tensor) -> torch.Tensor:
+    @contextlib.contextmanager
+    def gradient_path(self, layers: Sequence[str]) -> Iterator[Callable[[torch.Tensor], dict[str, torch.Tensor]]]:
+        """Gradients through the model, for feature visualisation; inference is unchanged.
+
+        Yields ``forward(pixels_nchw)``: float32 RGB pixels ``(N, 3, H, W)`` in [0, 1] on
+        :attr:`device` (normalised inside with the registry record's mean/std) →
+        ``{layer: feats_nhwc}`` float32 on :attr:`device`, differentiable with respect to the
+        pixels. The pass stops after the last requested layer. Inside the block the module is in
+        eval mode and its parameters do not require gradients (only the pixels get them); hooks
+        record this thread's passes only, so other threads keep using :meth:`run` meanwhile. On
+        exit the hooks are removed and the training mode and every parameter's ``requires_grad``
+        are what they were, also when the block raises. One gradient path per model at a time.
+        """
+        specs = [self.layer(name) for name in layers]
+        paths = list(dict.fromkeys(spec.module for spec in specs))
+        mean = torch.tensor(self.spec.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.spec.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        with self._gradient_lock:
+            params = list(self.module.parameters())
+            wanted = [p.requires_grad for p in params]
+            try:
+                for p in params:
+                    p.requires_grad_(False)
+                with capture(self.module, paths, this_thread_only=True, stop_early=True) as raw:
+
+                    def forward(pixels_nchw: torch.Tensor) -> dict[str, torch.Tensor]:
+                        raw.clear()
+                        with torch.enable_grad():
+                            try:
+                                self.module((pixels_nchw - mean) / std)
+                            except ForwardStopped:
+                                pass
+                            return {spec.name: self._grid_nhwc(raw[spec.module]) for spec in specs}
+
+                    yield forward
+            finally:
+                for p, flag in zip(params, wanted):
+                    p.requires_grad_(flag)
+
+    def _grid_nhwc(self, out: torch.Tensor) -> torch.Tensor:
+        """A layer output (feature map or tokens) → float32 ``(N, H, W, C)`` where it is."""
         if out.ndim == 4:
-            return nchw_to_nhwc(out.float()).cpu()
+            return nchw_to_nhwc(out.float())
         if out.ndim == 3:
             grid = getattr(getattr(self.module, "patch_embed", None), "grid_size", None)
             grid_hw = tuple(grid) if grid else None
             # the patch embedding itself has no class/register tokens yet
             prefix = 0 if grid_hw and out.shape[1] == grid_hw[0] * grid_hw[1] else self.num_prefix_tokens
-            return tokens_nlc_to_nhwc(out.float(), prefix, grid_hw).cpu()
+            return tokens_nlc_to_nhwc(out.float(), prefix, grid_hw)
         raise ValueError(f"a layer output of shape {tuple(out.shape)} is neither a feature map nor tokens")
+
+    def _to_nhwc(self, out: torch.Tensor) -> torch.Tensor:
+        return self._grid_nhwc(out).cpu()
 
     def features(self, images: Sequence[ImageLike], layers: Sequence[str] | None = None,
                  batch_size: int = 16) -> dict[str, np.ndarray]:
@@ -181,7 +226,7 @@ def load_model(name: str, device: str | torch.device | None = None, *,
     spec = get_spec(name)
     target = resolve_device(device)
     module = spec.builder(weights_path=weights_path, progress=progress)
-    return FeatureModel(module.to(target).eval(), spec, target)
+    return FeatureModel(module.to(target).eval(), spec, target, has_classifier=spec.classifier)
 
 
 def _module_device(module: nn.Module) -> torch.device:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Layout", "FEATURES_NHWC", "IMAGES_NHWC", "PER_IMAGE_N", "nchw_to_nhwc", "tokens_nlc_to_nhwc",
+__all__ = ["Layout", "FEATURES_NHWC", "IMAGES_NHWC", "PER_IMAGE_N", "nchw_to_nhwc", "nhwc_to_nchw", "tokens_nlc_to_nhwc",
            "image_hwc_to_chw_tensor"]
 
 
@@ -27,6 +27,17 @@ def nchw_to_nhwc(feats_nchw: torch.Tensor) -> torch.Tensor:
     if feats_nchw.ndim != 4:
         raise ValueError(f"expected a 4-D (N, C, H, W) tensor, got shape {tuple(feats_nchw.shape)}")
     return feats_nchw.permute(0, 2, 3, 1).contiguous()
+
+
+def nhwc_to_nchw(images_nhwc: torch.Tensor) -> torch.Tensor:
+    """``(N, H, W, C)`` → contiguous ``(N, C, H, W)`` (what a network's input takes).
+
+    >>> nhwc_to_nchw(torch.zeros(2, 3, 4, 5)).shape
+    torch.Size([2, 5, 3, 4])
+    """
+    if images_nhwc.ndim != 4:
+        raise ValueError(f"expected a 4-D (N, H, W, C) tensor, got shape {tuple(images_nhwc.shape)}")
+    return images_nhwc.permute(0, 3, 1, 2).contiguous()
 
 
 def tokens_nlc_to_nhwc(tokens_nlc: torch.Tensor, num_prefix_tokens: int = 0,

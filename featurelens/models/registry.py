@@ -51,8 +51,10 @@ class ModelSpec:
     """Everything known about one set of weights before anything heavy is built.
 
     ``scaling`` names the input transform: ``"lite"`` is ``(x*255-127)/128``, ``"imagenet"``
-    is ``(x-mean)/std`` with ``mean``/``std``; ``x`` is RGB in [0, 1] resized to ``input_hw``.
-    ``offline`` is True when the weights ship in an installed package.
+    is ``(x-mean)/std`` with ``mean``/``std``, ``"xrv"`` is torchxrayvision's ``2048·x − 1024`` (also
+    ``(x-mean)/std``; the network averages the channels); ``x`` is RGB in [0, 1] resized to ``input_hw``.
+    ``offline`` is True when the weights ship in an installed package. ``classifier`` is False for
+    a network whose outputs are not the 1000 ImageNet classes (no ImageNet labels are shown).
     """
 
     name: str
@@ -70,6 +72,7 @@ class ModelSpec:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     paper: str = ""
+    classifier: bool = True
 
     def __post_init__(self) -> None:
         names = [layer.name for layer in self.layers]
@@ -81,7 +84,7 @@ class ModelSpec:
         missing = set(self.default_layers) - set(names)
         if missing:
             raise ValueError(f"{self.name}: default layers {sorted(missing)} are not among {names}")
-        if self.scaling not in ("lite", "imagenet"):
+        if self.scaling not in ("lite", "imagenet", "xrv"):
             raise ValueError(f"{self.name}: unknown scaling {self.scaling!r}")
 
     @property

@@ -167,17 +167,28 @@ def thumbnail(cache: FeatureCache, index: int, width_height: tuple[int, int] | N
 
 
 def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, float, float] | None,
-                 image_key: str | None = None, width: int = CANVAS_PX):
+                 image_key: str | None = None, width: int = CANVAS_PX, *,
+                 initial_polygon: list[tuple[float, float]] | None = None, tools: dict[str, str] | None = None):
     """The query image on a drawing canvas ``width`` px wide (it does not shrink with its
     column: pick a width that fits); returns the strokes as ``(h, w, 4)`` RGBA, or None
-    before the browser has sent a drawing. ``initial_box`` (fractions) is drawn as a rectangle."""
+    before the browser has sent a drawing. ``initial_box`` (fractions) is drawn as a rectangle,
+    ``initial_polygon`` (``(x, y)`` fractions) as a filled shape; both can be moved and resized
+    with a ``"transform"`` tool (``tools``: label → drawing mode, default :data:`TOOLS`)."""
+    tools = tools or TOOLS
     canvas_slot = st.container()   # the image first, its drawing tools under it
     tool_col, brush_col = st.columns(2)
-    tool = tool_col.radio("Draw with", list(TOOLS), horizontal=True, key=f"{key}_tool")
-    brush = brush_col.slider("Brush size", 5, 60, 28, key=f"{key}_brush", disabled=TOOLS[tool] != "freedraw")
+    tool = tool_col.radio("Draw with", list(tools), horizontal=True, key=f"{key}_tool")
+    brush = brush_col.slider("Brush size", 5, 60, 28, key=f"{key}_brush", disabled=tools[tool] != "freedraw")
     height = round(width * image.height / image.width)
     initial = None
-    if initial_box is not None:
+    if initial_polygon:
+        points = [(x * width, y * height) for x, y in initial_polygon]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        initial = {"version": "4.4.0", "objects": [{
+            "type": "path", "originX": "left", "originY": "top", "left": min(xs), "top": min(ys),
+            "width": max(xs) - min(xs), "height": max(ys) - min(ys), "fill": STROKE, "stroke": STROKE,
+            "strokeWidth": 0, "path": [["M", *points[0]], *[["L", *p] for p in points[1:]], ["z"]]}]}
+    elif initial_box is not None:
         x0, y0, x1, y1 = initial_box
         initial = {"version": "4.4.0", "objects": [{
             "type": "rect", "originX": "left", "originY": "top", "left": x0 * width, "top": y0 * height, "width": (x1 - x0) * width,
@@ -185,7 +196,7 @@ def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, 
     background = _jpeg_data_url(image_key, image) if image_key else image   # sent as a small JPEG, encoded once
     with canvas_slot:
         result = st_canvas(fill_color=STROKE, stroke_width=brush, stroke_color=STROKE, background_image=background,
-                           width=width, height=height, drawing_mode=TOOLS[tool], initial_drawing=initial,
+                           width=width, height=height, drawing_mode=tools[tool], initial_drawing=initial,
                            return_image_data=True, key=f"{key}_canvas_{hash(str(initial))}")
     return result.image_data   # None until the browser sends a drawing
 

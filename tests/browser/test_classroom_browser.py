@@ -10,10 +10,11 @@ from browser_helpers import assert_no_exception, main_area, screenshot, wait_for
 from playwright.sync_api import expect
 
 VIEWS = '[data-testid="stMain"] canvas.fl-sim-canvas'  # the similarity views (in a shadow root)
-PAGES = ["layer_hierarchy", "compare_images", "compare_images?mode=pair", "model_layers", "invariance", "few_shot"]
+PAGES = ["layer_hierarchy", "compare_images", "compare_images?mode=pair", "model_layers", "invariance", "few_shot",
+         "domain_shift", "model_comparison"]
 PHOTO = '[data-testid="stMain"] [data-testid="stImage"] img'  # Model & layers: the photo its labels are about
-CANVAS = '[data-testid="stMain"] canvas.upper-canvas'  # Few-shot: the support image to draw on
-FIRST_VIEWS = {"model_layers": PHOTO, "few_shot": CANVAS}
+CANVAS = '[data-testid="stMain"] canvas.upper-canvas'  # the image to draw a region (or a support mask) on
+FIRST_VIEWS = {"model_layers": PHOTO, "few_shot": CANVAS, "domain_shift": CANVAS, "model_comparison": CANVAS}
 
 # Every word of every visible text in the main column (shadow roots included) that the browser
 # laid out on more than one line: a label broken inside a word.
