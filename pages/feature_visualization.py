@@ -216,5 +216,8 @@ if row_job is not None and row_job.state == "finished" and row_job.result:
     st.download_button("Download the row (PNG)", png_bytes(layers_figure(
         row_job.result, f"{model.name} · one facet of {len(keys)} images · top-{top_k} · {steps} steps")),
         file_name="cross-layer.png", mime="image/png", key=f"{P}_row_png", icon=":material/download:")
-if keys and keys[0].startswith("gallery:"):
-    image_credit(keys[0])
+gallery_keys = [key for key in keys if key.startswith("gallery:")]
+if gallery_keys:
+    with st.expander(f"Photo credits ({len(gallery_keys)} gallery photos)"):
+        for key in gallery_keys:
+            image_credit(key)
