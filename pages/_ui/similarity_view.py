@@ -77,6 +77,11 @@ _CSS = f"""
 _JS = r"""
 const ASSETS = new Map();  // assets key → Promise of decoded photos and grids, shared by all elements
 const KEY_STEP = 0.02, KEY_STEP_LARGE = 0.1, KEY_COMMIT_MS = 400, MAX_TIMINGS = 4000;
+// pointerrawupdate (Chromium, secure pages) arrives as soon as the pointer moves; pointermove waits
+// for the next animation frame, up to 16 ms. Raw updates can come at 1000 Hz: one redraw per
+// MIN_REDRAW_GAP_MS at most, the latest position drawn on the next frame.
+// pointermove still comes too: it is the first event when the pointer enters a view.
+const RAW_UPDATES = "onpointerrawupdate" in window, MIN_REDRAW_GAP_MS = 6;
 let commitCount = 0;
 
 function unpack(bytes) {
@@ -351,15 +356,26 @@ function legend(s, maps) {
         : `${h.metric_name}` + (perView ? " · each view on its own range" : "");
 }
 
-// Chrome and Firefox already deliver pointer moves once per frame (rAF-aligned input), so a
-// move redraws at once: waiting for another animation frame would add up to 16 ms of latency.
+// A move redraws at once (see RAW_UPDATES): waiting for an animation frame would add up to 16 ms.
 function schedule(s, eventTime) {
     const start = performance.now();
     if (eventTime !== undefined) s.queued.push(start - eventTime);
     if (s.queued.length > MAX_TIMINGS) s.queued.shift();
     draw(s, eventTime);
-    s.work.push(performance.now() - start);
+    s.lastDrawn = performance.now();
+    s.work.push(s.lastDrawn - start);
     if (s.work.length > MAX_TIMINGS) s.work.shift();
+}
+
+function inside(canvas, event) {
+    const box = canvas.getBoundingClientRect();
+    return event.clientX >= box.left && event.clientX < box.right && event.clientY >= box.top && event.clientY < box.bottom;
+}
+
+// The view under the pointer: the event's own view i, else the one that contains the point (-1: none).
+function viewUnder(s, i, event) {
+    if (inside(s.views[i].ctx.canvas, event)) return i;
+    return s.views.findIndex((view) => inside(view.ctx.canvas, event));
 }
 
 function pointAt(canvas, event) {
@@ -390,13 +406,20 @@ function hoverable(s, i) {
 }
 
 function wire(s, i, canvas) {
-    canvas.addEventListener("pointermove", (event) => {
-        if (!hoverable(s, i)) return;
-        const xy = originalPoint(s, i, pointAt(canvas, event));
+    const move = (event) => {
+        const j = viewUnder(s, i, event);  // a raw update can still name the view the pointer just left
+        if (j < 0 || !hoverable(s, j)) return;
+        const xy = originalPoint(s, j, pointAt(s.views[j].ctx.canvas, event));
         if (!xy) return;
-        s.hover = { image: s.header.mapped ? 0 : s.header.views[i].image, xy, view: i };
-        schedule(s, event.timeStamp);
-    });
+        const last = s.hover;
+        if (last && last.view === j && last.xy[0] === xy[0] && last.xy[1] === xy[1]) return;  // seen as a raw update
+        s.hover = { image: s.header.mapped ? 0 : s.header.views[j].image, xy, view: j };
+        if (performance.now() - s.lastDrawn >= MIN_REDRAW_GAP_MS) { schedule(s, event.timeStamp); return; }
+        s.pendingTime = event.timeStamp;
+        s.pendingFrame = s.pendingFrame || requestAnimationFrame(() => { s.pendingFrame = 0; schedule(s, s.pendingTime); });
+    };
+    canvas.addEventListener("pointermove", move);
+    if (RAW_UPDATES) canvas.addEventListener("pointerrawupdate", move);
     canvas.addEventListener("pointerleave", (event) => {
         if (s.keyboard) return;
         s.hover = null;
@@ -446,7 +469,7 @@ function build(parent) {
     const grid = document.createElement("div"); grid.className = "fl-grid";
     root.append(bar, grid);
     parent.appendChild(root);
-    const s = { root, grid, hint, lo, hi, gradient, scaleNote, save, views: [], small: [], timings: [], work: [], queued: [], draws: 0, firstDrawAt: null, dataCount: 0, dataDrawnAt: null,
+    const s = { root, grid, hint, lo, hi, gradient, scaleNote, save, views: [], small: [], timings: [], work: [], queued: [], draws: 0, lastDrawn: -Infinity, pendingFrame: 0, pendingTime: 0, firstDrawAt: null, dataCount: 0, dataDrawnAt: null,
                 hover: null, committed: null, keyboard: false, header: null, assets: null, send: null, layoutKey: "" };
     root.__flView = s;
     save.addEventListener("click", () => exportFigure(s));
