@@ -24,13 +24,14 @@ STEPS = (20, 50, 100, 200, 400)
 MAX_IMAGES = 40
 NEAREST_SHOWN = 4
 PREVIEW_PX = 224
+KEEP_RESULTS = 32   # finished visualisations kept on the server (a few MB each), the oldest dropped first
 
 
 @st.cache_resource(show_spinner=False)
 def board() -> JobBoard:
     """The server's visualisations: one runs at a time (a small shared CPU box); finished ones
     stay, so a second visit with the same settings shows the result at once."""
-    return JobBoard(max_running=1)
+    return JobBoard(max_running=1, keep_finished=KEEP_RESULTS)
 
 
 @st.cache_resource(show_spinner=False)
@@ -88,6 +89,8 @@ def start(name: str, work) -> None:
                    (f" ({what.done} / {what.total} steps)" if what else "") + "; start yours when it has finished.")
         return
     live_runs()[name] = live
+    for stale in set(live_runs()) - set(board().names()):
+        live_runs().pop(stale, None)
 
 
 def show_progress(name: str, title: str) -> None:

@@ -134,6 +134,20 @@ def test_a_job_board_runs_one_build_at_a_time_and_reports_failures():
     assert failed.state == "failed" and isinstance(failed.error, ZeroDivisionError)
 
 
+def test_a_job_board_forgets_the_oldest_ended_jobs_beyond_keep_finished_never_a_running_one():
+    board = JobBoard(max_running=1, keep_finished=2)   # ended jobs are dropped when a new one starts
+    for name in "abc":
+        board.start(name, lambda progress, name=name: name).wait(10)
+    assert board.names() == ["a", "b", "c"]
+    release = __import__("threading").Event()
+    running = board.start("d", lambda progress: release.wait(10))
+    assert board.names() == ["b", "c", "d"] and board.get("a") is None and board.get("c").result == "c"
+    release.set()
+    running.wait(10)
+    board.start("b", lambda progress: "again").wait(10)  # a restarted job becomes the newest
+    assert board.names() == ["c", "d", "b"] and board.get("b").result == "again"
+
+
 def test_uploaded_images_keep_unique_names():
     images = uploaded_images([("../../x.jpg", b"1"), ("x.jpg", b"2")])
     assert [i.id for i in images] == ["x.jpg", "x.jpg~2"] and images[0].source == "upload:x.jpg"

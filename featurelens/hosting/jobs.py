@@ -52,15 +52,21 @@ class Job:
 
 class JobBoard:
     """Named jobs of one server; at most ``max_running`` run at once (a small shared box should
-    not build several caches together)."""
+    not build several caches together). ``keep_finished``: how many ended jobs (and their results)
+    stay to be looked up, the oldest forgotten first; None keeps all."""
 
-    def __init__(self, max_running: int = 1):
+    def __init__(self, max_running: int = 1, keep_finished: int | None = None):
         self.max_running = max_running
+        self.keep_finished = keep_finished
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Job | None:
         return self._jobs.get(name)
+
+    def names(self) -> list[str]:
+        """The jobs still on the board, oldest first."""
+        return list(self._jobs)
 
     def running(self) -> list[Job]:
         return [job for job in self._jobs.values() if job.running]
@@ -77,9 +83,18 @@ class JobBoard:
                 raise JobRefused(f"another build is running (“{busy[0].name}”, {busy[0].done} / {busy[0].total} "
                                  "images); start yours when it has finished")
             job = Job(name)
+            self._jobs.pop(name, None)   # a restarted job is the newest
             self._jobs[name] = job
+            self._forget_old()
         threading.Thread(target=self._run, args=(job, work), name=f"featurelens-job-{name}", daemon=True).start()
         return job
+
+    def _forget_old(self) -> None:
+        if self.keep_finished is None:
+            return
+        ended = [name for name, job in self._jobs.items() if not job.running]
+        for name in ended[:max(0, len(ended) - self.keep_finished)]:
+            del self._jobs[name]
 
     @staticmethod
     def _run(job: Job, work: Callable[[Progress], Any]) -> None:
