@@ -21,7 +21,7 @@ from pages._ui.jobs import build_board, build_status
 from pages._ui.resources import image_report, load_upload, scenario
 from pages._ui.search import cache_features, get_recipes, hit_grid, query_canvas, thumbnail
 from pages._ui.shell import MODEL_KEY, ensure_app_shell, visitor_text
-from pages._ui.widgets import scenario_page
+from pages._ui.widgets import hold, scenario_page
 
 ensure_app_shell()
 
@@ -34,7 +34,7 @@ WITH_COLOURS = ["#d62728", "#1f77b4"]   # with the finding, without it
 CANVAS_PX = 280   # the query canvas (X-rays are square); the results take the rest of the row
 
 
-def model_statement(model) -> None:
+def model_statement(model, where_offered: str = "under *Options*") -> None:
     """Which model is in use, and what that means for the findings, in plain words."""
     if model.spec.scaling == "xrv":
         st.success(f"Model in use: **{model.name}**, a chest X-ray model (torchxrayvision's DenseNet-121, the VFS "
@@ -43,8 +43,8 @@ def model_statement(model) -> None:
         return
     st.warning(f"Model in use: **{model.name}**, a photo model trained on ImageNet that has never seen a chest "
                "X-ray or a finding: any difference between X-rays with and without a finding comes from how the "
-               "images look (size, brightness, view), not from medical knowledge. *Options* offers the chest X-ray "
-               f"model **{XRAY_MODEL}**.", icon=":material/photo_camera:")
+               "images look (size, brightness, view), not from medical knowledge. The chest X-ray model "
+               f"**{XRAY_MODEL}** is offered {where_offered}.", icon=":material/photo_camera:")
 
 
 def xray_model_button(model) -> None:
@@ -122,6 +122,7 @@ def _pick_folder() -> Path | None:
             return None
     typed = st.text_input("Folder of NIH PNGs (searched recursively)", key=f"{P}_folder",
                           placeholder="/data/chestxray14/images")
+    typed = typed.strip()
     return Path(typed).expanduser().resolve() if typed else None
 
 
@@ -206,7 +207,7 @@ def compare_or_message(scores: pd.DataFrame, finding: str):
 model = scenario_page(SC)
 caches = xray_caches(model.name, str(caches_dir()))
 if not caches:
-    model_statement(model)
+    model_statement(model, where_offered="by the button below")
     xray_model_button(model)
     ways_in(model)
     st.stop()
@@ -214,12 +215,15 @@ if not caches:
 # Views first: one row of the controls used every minute, the rest in a popover; then the query
 # canvas beside the top results (and which model found them).
 finding_col, query_col, region_col, options_col = st.columns([1.2, 1.7, 1.7, 0.9], vertical_alignment="bottom")
+hold({f"{P}_cache": None, f"{P}_source": None, f"{P}_layer": None, f"{P}_k": int(OPTIONS.get("top_k", 10))})
 with options_col.popover("Options", icon=":material/tune:", width="stretch"):
     cache_name = st.selectbox("X-ray set", list(caches), key=f"{P}_cache")
     cache = open_xray_cache(caches[cache_name])
     source = st.radio("Query X-ray", ["From the set", "Upload"], horizontal=True, key=f"{P}_source")
-    layer = st.radio("Layer", list(cache.layers), index=len(cache.layers) - 1, horizontal=True, key=f"{P}_layer")
-    top_k = st.slider("Results", 5, 20, int(OPTIONS.get("top_k", 10)), key=f"{P}_k")
+    if st.session_state.get(f"{P}_layer") not in cache.layers:
+        st.session_state[f"{P}_layer"] = cache.layers[-1]
+    layer = st.radio("Layer", list(cache.layers), horizontal=True, key=f"{P}_layer")
+    top_k = st.slider("Results", 5, 20, key=f"{P}_k")
     xray_model_button(model)
 table = cache.metadata.reset_index(drop=True)
 findings = finding_columns(table)

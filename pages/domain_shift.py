@@ -10,7 +10,7 @@ from featurelens.cluster import search_on_cluster
 from pages._ui.search import (cache_features, caches_with, cluster_client, hit_grid, query_canvas, recipe_cache, recipe_image,
                               score_boxplot, thumbnail)
 from pages._ui.shell import ensure_app_shell
-from pages._ui.widgets import render_lesson
+from pages._ui.widgets import hold, render_lesson
 
 ensure_app_shell()
 
@@ -52,10 +52,11 @@ table = cache.metadata.reset_index(drop=True)
 if st.session_state.get(f"{P}_layer") not in cache.layers:
     st.session_state[f"{P}_layer"] = cache.layers[-1]
 layer = layer_col.radio("Layer", list(cache.layers), horizontal=True, key=f"{P}_layer")
+hold({f"{P}_k": 10, f"{P}_unique": None, f"{P}_self": False})
 with options_col.popover("Results", icon=":material/tune:", width="stretch"):
-    top_k = st.slider("Results", 5, 20, 10, key=f"{P}_k")
+    top_k = st.slider("Results", 5, 20, key=f"{P}_k")
     unique = st.radio("At most one result per", list(UNIQUE), horizontal=True, key=f"{P}_unique")
-    include_self = st.checkbox("Include the query image itself", value=False, key=f"{P}_self")
+    include_self = st.checkbox("Include the query image itself", key=f"{P}_self")
 
 views = st.container(horizontal=True, gap="medium")
 left, right = views.container(width=CANVAS_PX), views.container(key=f"results_{P}")

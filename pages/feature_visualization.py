@@ -13,7 +13,7 @@ from featurelens.images import ImageLoadError, bundled_gallery
 from pages._ui.resources import load_gallery_image, load_upload, scenario
 from pages._ui.search import caches_with, thumbnail
 from pages._ui.shell import ensure_app_shell, plain
-from pages._ui.widgets import image_credit, scenario_page
+from pages._ui.widgets import hold, image_credit, scenario_page
 
 ensure_app_shell()
 
@@ -127,7 +127,8 @@ def facet_rows(vis, captions: list[str]) -> None:
             st.markdown(f"**Facet {i + 1}** — {res.facet.size} of {len(captions)} images in its cluster; "
                         f"top {len(res.channels)} channels of {vis.settings.layer}")
             cols = st.columns([1, 1, 2.2, 2.2])
-            cols[0].image(res.image_hwc_u8, caption="result", width="stretch")
+            cols[0].image(res.image_hwc_u8, width="stretch", caption="result" if not res.render.cancelled
+                          else f"cancelled at step {res.render.steps_done} of {vis.settings.steps}")
             cols[1].image(res.start_hwc_u8, caption="start: weighted blend", width="stretch")
             shown = list(res.facet.members[:NEAREST_SHOWN])
             with cols[2]:
@@ -154,13 +155,14 @@ if st.session_state[f"{P}_layer"] not in layer_names:
 # Views first: the images and the layer in one row, the rest in a popover, so the progress and the
 # facets come right under it.
 pick_col, layer_col, settings_col, go_col = st.columns([2.6, 1.2, 0.9, 1], vertical_alignment="bottom")
+hold({f"{P}_source": None, f"{P}_facets": 3, f"{P}_top_k": 30, f"{P}_steps": 100})
 with settings_col.popover("Settings", icon=":material/tune:", width="stretch"):
     source = st.radio("Images from", list(SOURCES), format_func=SOURCES.get, key=f"{P}_source")
-    n_facets = st.slider("Facets (C)", 1, 4, 3, key=f"{P}_facets",
+    n_facets = st.slider("Facets (C)", 1, 4, key=f"{P}_facets",
                          help="k-means clusters of the images' t-SNE embedding; one image is optimised per facet.")
-    top_k = st.slider("Top-k channels", 5, 100, 30, step=5, key=f"{P}_top_k",
+    top_k = st.slider("Top-k channels", 5, 100, step=5, key=f"{P}_top_k",
                       help="The facet's strongest channels that the loss reads.")
-    steps = st.select_slider("Iterations", STEPS, value=100, key=f"{P}_steps",
+    steps = st.select_slider("Iterations", STEPS, key=f"{P}_steps",
                              help="Optimisation steps per facet (about 0.1 s each on a free 2-core CPU).")
     st.caption("Loss per facet: Barron's robust distance to the facet's averaged activations − their dot product "
                "over the top-k channels + λ·L1 of the previous layer (λ 1e-3 → 1e-4), with jitter, Gaussian blur, "
@@ -187,8 +189,10 @@ job = board().get(name)
 if job is not None and job.state == "finished":
     vis = job.result
     if vis.cancelled:
-        st.warning(f"Cancelled: {len(vis.facets)} of {settings.n_facets} facets were finished; press *Visualize* "
-                   "to run them again.")
+        done = sum(not f.render.cancelled for f in vis.facets)
+        st.warning(f"Cancelled: {done} of {settings.n_facets} facets ran all {steps} iterations"
+                   + (" (the last one shown is where it stopped)" if done < len(vis.facets) else "")
+                   + "; press *Visualize* to run them again.")
     facet_rows(vis, captions)
     if vis.facets:
         st.download_button("Download the facets (PNG)", png_bytes(facet_figure(

@@ -11,7 +11,7 @@ from pages._ui.resources import image_report, load_gallery_image, load_upload, s
 from pages._ui.masked_data import dataset_episode, dataset_folders
 from pages._ui.search import query_canvas
 from pages._ui.shell import ensure_app_shell, plain
-from pages._ui.widgets import image_credit, image_picker, preset_buttons, scenario_page
+from pages._ui.widgets import hold, image_credit, image_picker, preset_buttons, scenario_page, set_synced, synced
 
 ensure_app_shell()
 
@@ -36,14 +36,14 @@ st.session_state.setdefault(f"{P}_preset", first.name)
 st.session_state.setdefault(f"{P}_drawing", 0)
 
 
-def _apply_preset(preset) -> None:
-    st.session_state[f"{P}_source"] = "Gallery"
-    st.session_state[f"{P}_gallery"] = preset.image
+def _apply_preset(preset) -> None:   # the pickers sit in popovers: set_synced shows the new values there
+    set_synced(f"{P}_source", "Gallery")
+    set_synced(f"{P}_gallery", preset.image)
     st.session_state[f"{P}_self"] = preset.extra["query"] == preset.image
-    st.session_state[f"{P}_queries"] = [] if preset.extra["query"] == preset.image else [preset.extra["query"]]
-    st.session_state[f"{P}_method"] = preset.extra["method"]
-    st.session_state[f"{P}_layers"] = [l for l in preset.extra["layers"] if l in layer_names]
-    st.session_state[f"{P}_threshold"] = preset.extra.get("threshold", "otsu")
+    set_synced(f"{P}_queries", [] if preset.extra["query"] == preset.image else [preset.extra["query"]])
+    set_synced(f"{P}_method", preset.extra["method"])
+    set_synced(f"{P}_layers", [l for l in preset.extra["layers"] if l in layer_names])
+    set_synced(f"{P}_threshold", preset.extra.get("threshold", "otsu"))
     st.session_state[f"{P}_preset"] = preset.name
     st.session_state[f"{P}_drawing"] += 1   # a fresh canvas with the preset's box
 
@@ -61,17 +61,18 @@ if source == "gallery":
     support_menu, query_menu, method_menu, self_col = st.columns([1, 1, 1, 1.25], vertical_alignment="center")
 else:
     method_menu = st.columns([1, 3])[0]
+hold({f"{P}_value": 0.5})
 with method_menu.popover("Method & layers", icon=":material/tune:", width="stretch"):
-    method = st.selectbox("Method", list(SEG_METHODS), key=f"{P}_method",
+    method = st.selectbox("Method", list(SEG_METHODS), key=synced(f"{P}_method"),
                           format_func=lambda k: SEG_METHODS[k].display_name,
                           help="\n\n".join(f"**{m.display_name}**: {m.description}" for m in SEG_METHODS.values()))
-    layers = st.multiselect("Layers (several are fused)", layer_names, key=f"{P}_layers", max_selections=4,
+    layers = st.multiselect("Layers (several are fused)", layer_names, key=synced(f"{P}_layers"), max_selections=4,
                             format_func=model.layer_label)
     modes = [m for m in THRESHOLDS if m != "natural" or SEG_METHODS[method].natural_threshold is not None]
     if st.session_state.get(f"{P}_threshold") not in modes:
-        st.session_state[f"{P}_threshold"] = "otsu"
-    mode = st.radio("Threshold", modes, key=f"{P}_threshold", format_func=THRESHOLDS.get, horizontal=True)
-    manual = st.slider("Threshold value", -1.0, 1.0, 0.5, 0.01, key=f"{P}_value", disabled=mode != "manual",
+        set_synced(f"{P}_threshold", "otsu")
+    mode = st.radio("Threshold", modes, key=synced(f"{P}_threshold"), format_func=THRESHOLDS.get, horizontal=True)
+    manual = st.slider("Threshold value", -1.0, 1.0, step=0.01, key=f"{P}_value", disabled=mode != "manual",
                        help="Cells scoring above it are in the mask.")
 
 
@@ -84,7 +85,7 @@ def gallery_episode():
     with support_menu.popover("Support image", icon=":material/image:", width="stretch"):
         support_key, support_image = image_picker(P, default_id=first.image)
     with query_menu.popover("Query images", icon=":material/collections:", width="stretch"):
-        query_ids = st.multiselect("Gallery images", list(gallery), key=f"{P}_queries", max_selections=MAX_QUERIES,
+        query_ids = st.multiselect("Gallery images", list(gallery), key=synced(f"{P}_queries"), max_selections=MAX_QUERIES,
                                    format_func=lambda i: gallery[i].caption, disabled=self_similarity,
                                    help="Off while self-similarity is on.")
         uploads = st.file_uploader("Or add your own", accept_multiple_files=True, key=f"{P}_uploads",

@@ -12,7 +12,7 @@ from pages._ui.resources import get_model, image_report, packed_assets, scenario
 from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.shell import ensure_app_shell, plain
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
-from pages._ui.widgets import image_credit, image_picker, overlay_controls, preset_buttons, scenario_page
+from pages._ui.widgets import image_credit, image_picker, overlay_controls, preset_buttons, scenario_page, set_synced, synced
 
 ensure_app_shell()
 
@@ -46,8 +46,8 @@ st.session_state.setdefault(f"{P}_kind", defaults.mode)
 st.session_state.setdefault(f"{P}_active", "A")
 
 
-def _reset_values() -> None:
-    st.session_state[f"{P}_values"] = ", ".join(f"{v:g}" for v in DEFAULT_SWEEPS[st.session_state[f"{P}_kind"]])
+def _reset_values() -> None:   # the values sit in a popover: set_synced shows the new ones there
+    set_synced(f"{P}_values", ", ".join(f"{v:g}" for v in DEFAULT_SWEEPS[st.session_state[f"{P}_kind"]]))
 
 
 def _apply_preset(preset) -> None:
@@ -57,14 +57,13 @@ def _apply_preset(preset) -> None:
     st.session_state[f"{P}_B"] = tuple(preset.extra["point_b"])
     st.session_state[f"{P}_kind"] = preset.extra["transform"]
     if preset.layer and preset.layer not in st.session_state[f"{P}_layers"]:
-        st.session_state[f"{P}_layers"] = sorted({*st.session_state[f"{P}_layers"][-(MAX_LAYERS - 1):], preset.layer},
-                                                 key=layer_names.index)
-    st.session_state[f"{P}_view_layer"] = preset.layer or None
+        set_synced(f"{P}_layers", sorted({*st.session_state[f"{P}_layers"][-(MAX_LAYERS - 1):], preset.layer},
+                                         key=layer_names.index))
+    set_synced(f"{P}_view_layer", preset.layer or None)
     _reset_values()
 
 
-if f"{P}_values" not in st.session_state:
-    _reset_values()
+st.session_state.setdefault(f"{P}_values", ", ".join(f"{v:g}" for v in DEFAULT_SWEEPS[st.session_state[f"{P}_kind"]]))
 
 preset_buttons(SCENARIO, P, _apply_preset, "**Presets** — ISO's sweeps, one click each")
 
@@ -89,16 +88,16 @@ with click_col:
 with menu_col:
     with st.popover("Sweep", icon=":material/rotate_right:", width="stretch",
                     help="The transform's values, the chart's layers and the layer the overlays show."):
-        values_text = st.text_input("Values (comma-separated)", key=f"{P}_values", disabled=kind == "flip",
+        values_text = st.text_input("Values (comma-separated)", key=synced(f"{P}_values"), disabled=kind == "flip",
                                     help="Rotation: degrees, counter-clockwise. Zoom: factors from 1 to 8, towards "
                                          "reference A. Flip: the original and its mirror image.")
-        layers = st.multiselect(f"Layers (1–{MAX_LAYERS}, one chart line each)", layer_names, key=f"{P}_layers",
+        layers = st.multiselect(f"Layers (1–{MAX_LAYERS}, one chart line each)", layer_names, key=synced(f"{P}_layers"),
                                 max_selections=MAX_LAYERS, format_func=model.layer_label)
         layers = sorted(layers, key=layer_names.index)
         if layers:
             if st.session_state.get(f"{P}_view_layer") not in layers:
-                st.session_state[f"{P}_view_layer"] = layers[-1]
-            view_layer = st.selectbox("Overlays of layer", layers, key=f"{P}_view_layer",
+                set_synced(f"{P}_view_layer", layers[-1])
+            view_layer = st.selectbox("Overlays of layer", layers, key=synced(f"{P}_view_layer"),
                                       format_func=model.layer_label)
     with st.popover("Settings", icon=":material/tune:", width="stretch"):
         settings = overlay_controls(P, defaults.settings)

@@ -183,7 +183,8 @@ def test_every_preset_shows_its_query_mask_and_iou():
         assert not at.exception, (preset.name, [e.value for e in at.exception])
         scores = [m.value for m in at.markdown if m.value.startswith("IoU")]
         assert scores and "Dice" in scores[0], preset.name
-        assert at.selectbox(key="fs_method").value == preset.extra["method"]
+        method = next(s for s in at.selectbox if s.label == "Method")   # a new key per preset (widgets.synced)
+        assert method.value == at.session_state["fs_method"] == preset.extra["method"]
 
 
 def test_no_mask_no_query_and_bad_uploads_give_one_sentence():

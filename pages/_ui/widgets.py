@@ -10,7 +10,7 @@ from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MO
 
 import featurelens as fl
 
-from .presentation import presenting
+from .presentation import PRESENT_KEY, presenting
 from .shell import current_model
 from .resources import load_gallery_image, load_upload
 
@@ -59,7 +59,9 @@ def image_picker(key: str, default_id: str = "chelsea"):
     license go in the select's tooltip and under the views (:func:`image_credit`), so the
     picker stays two rows high and the views come first."""
     gallery = {g.id: g for g in bundled_gallery()}
-    source = st.radio("Image source", ["Gallery", "Upload"], horizontal=True, key=f"{key}_source",
+    ids = list(gallery)
+    st.session_state.setdefault(f"{key}_gallery", default_id if default_id in ids else ids[0])
+    source = st.radio("Image source", ["Gallery", "Upload"], horizontal=True, key=synced(f"{key}_source"),
                       label_visibility="collapsed")
     if source == "Upload":
         upload = st.file_uploader("Upload an image", type=None, key=f"{key}_upload",
@@ -73,9 +75,7 @@ def image_picker(key: str, default_id: str = "chelsea"):
         except ImageLoadError as exc:
             st.error(str(exc))
             return None, None
-    ids = list(gallery)
-    index = ids.index(default_id) if default_id in ids else 0
-    image_id = st.selectbox("Gallery image", ids, index=index, key=f"{key}_gallery",
+    image_id = st.selectbox("Gallery image", ids, key=synced(f"{key}_gallery"),
                             format_func=lambda i: gallery[i].caption,
                             help="Photos that ship with scikit-image, scikit-learn and matplotlib; each one's source "
                                  "and license are shown under the views.")
@@ -90,11 +90,47 @@ def image_credit(image_key: str) -> None:
             st.caption(f"Photo: {item.caption} — source: {item.source} · license: {item.license}")
 
 
+def hold(defaults: dict[str, object]) -> None:
+    """Keep widget values across reruns the browser has not drawn: a closed popover's widgets
+    reach the browser only when it opens, and without this they mount with their default and
+    send it back (a preset's layers vanish). Call before the widgets, which then take no default
+    of their own; ``defaults`` fill keys not set yet (None: leave unset)."""
+    for key, default in defaults.items():
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+        elif default is not None:
+            st.session_state[key] = default
+
+
+def synced(key: str) -> str:
+    """The widget key that shows ``st.session_state[key]`` in a popover: ``key`` itself until code
+    changes the value with :func:`set_synced`, then a new key per such change. A popover's widget
+    that the browser has drawn once keeps its old value while the popover is closed and sends it
+    back; a new key makes the browser draw the new value. The widget's own changes flow back
+    into ``key``."""
+    generation = st.session_state.get(f"{key}__gen", 0)
+    if not generation:
+        hold({key: None})
+        return key
+    widget_key = f"{key}__w{generation}"
+    if widget_key in st.session_state:
+        st.session_state[key] = st.session_state[widget_key]
+    if key in st.session_state:
+        st.session_state[widget_key] = st.session_state[key]
+    return widget_key
+
+
+def set_synced(key: str, value) -> None:
+    """Set a value whose widget uses :func:`synced` (presets, callbacks, checks)."""
+    st.session_state[key] = value
+    st.session_state[f"{key}__gen"] = st.session_state.get(f"{key}__gen", 0) + 1
+
+
 def overlay_controls(prefix: str, defaults: OverlaySettings) -> OverlaySettings:
     """Metric, colour scale, colormap, opacity, base photo and upsampling widgets → settings,
     stacked (pages put them in a "View settings" popover, so the views come first)."""
-    for field_name, value in defaults.__dict__.items():
-        st.session_state.setdefault(f"{prefix}_{field_name}", value)
+    hold({f"{prefix}_{field_name}": value for field_name, value in defaults.__dict__.items()}
+         | {f"{prefix}_bits": None, PRESENT_KEY: None})
     metric = st.selectbox("Similarity", list(METRICS), key=f"{prefix}_metric",
                           format_func=lambda k: METRICS[k].display_name,
                           help="\n\n".join(f"**{m.display_name}**: {m.description}" for m in METRICS.values()))

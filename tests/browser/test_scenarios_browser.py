@@ -114,3 +114,28 @@ def test_few_shot_draw_a_support_mask_and_see_the_query_mask(page: Page, app_url
     assert_no_exception(page)
     expect(main.get_by_text(re.compile("The support mask is empty"))).to_have_count(0)
     screenshot(page, "few_shot_drawn_1280x720")
+
+
+def test_few_shot_a_preset_shows_its_layers_in_the_popover_opened_before(page: Page, app_url: str):
+    """A popover's widget the browser drew once keeps its value while closed; a preset applied
+    meanwhile must show (and keep) the preset's method and layers (pages._ui.widgets.synced)."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    page.goto(f"{app_url}/few_shot")
+    wait_for_app(page, timeout_ms=RERUN_TIMEOUT_MS)
+    main = main_area(page)
+    menu = main.get_by_role("button", name="Method & layers")
+    menu.click()
+    chips = page.get_by_test_id("stMultiSelectTagsContainer")
+    expect(chips.get_by_text("stage 7 · 7×7×320")).to_be_visible()     # the cat preset: stage 7 alone
+    page.keyboard.press("Escape")
+    main.get_by_role("button", name="The flag across photos").click()
+    wait_for_app(page, timeout_ms=RERUN_TIMEOUT_MS)
+    menu.click()
+    for chip in ("stage 3 · 28×28×40", "stage 5 · 14×14×112", "stage 7 · 7×7×320"):
+        expect(chips.get_by_text(chip)).to_be_visible()
+    page.keyboard.press("Escape")
+    main.get_by_role("button", name="The cup, self-similarity").click()   # another rerun: nothing sent back stale
+    wait_for_app(page, timeout_ms=RERUN_TIMEOUT_MS)
+    expect(main.get_by_text(re.compile(r"^IoU \d\.\d\d · Dice"))).to_be_visible()
+    expect(main.get_by_text("Pick at least one layer")).to_have_count(0)
+    assert_no_exception(page)
