@@ -14,8 +14,8 @@ from featurelens.caches import CacheError, ensure_recipe_cache, install_cache, l
 from featurelens.config import cache_catalog, caches_dir, data_roots, hosted
 from featurelens.hosting import JobRefused, UnsafePathError, inside_roots
 from featurelens.images import ImageLoadError
-from featurelens.search import SearchError, mask_outline, query_from_features, search_features
-from featurelens.xray import (CONFOUNDERS, GroupStatsError, compare_by, compare_finding, drawn_or_region_mask,
+from featurelens.search import SearchError, drawn_or_region_mask, mask_outline, query_from_features, search_features
+from featurelens.xray import (CONFOUNDERS, GroupStatsError, compare_by, compare_finding, example_query,
                               expert_boxes, finding_columns, finding_scores)
 from pages._ui.jobs import build_board, build_status
 from pages._ui.resources import image_report, load_upload, scenario
@@ -162,13 +162,6 @@ def _install_section() -> None:
             st.rerun()
 
 
-def default_query(table: pd.DataFrame, finding: str) -> str:
-    """The first image with the finding that has an expert box for it; else the first with the finding."""
-    has = table[table[finding]] if finding in table else table.iloc[:0]
-    boxed = [i for i, file in zip(has["id"], has["file"]) if any(b.finding == finding for b in expert_boxes(file))]
-    return (boxed or list(has["id"]) or list(table["id"]))[0]
-
-
 def score_chart(scores: pd.DataFrame, x: str, x_title: str, title: str) -> None:
     """Box plots of best scores, with and without the finding side by side in each ``x`` group."""
     groups = sorted(scores["group"].unique(), key=lambda g: not g.startswith("with "))
@@ -248,7 +241,7 @@ with query_col:
     else:
         ids = list(table["id"])
         labels = dict(zip(table["id"], table.get("finding_labels", table["label"])))
-        query_id = st.selectbox("Query X-ray", ids, index=ids.index(default_query(table, finding)), key=f"{P}_query",
+        query_id = st.selectbox("Query X-ray", ids, index=ids.index(example_query(table, finding)), key=f"{P}_query",
                                 format_func=lambda i: f"{i} — {labels.get(i, '')}")
         query_index = ids.index(query_id)
         row = table.iloc[query_index]
@@ -261,16 +254,25 @@ region_name = region_col.radio("Region", list(regions), horizontal=True, key=f"{
                                     "them. Expert boxes come from NIH's BBox_List_2017 when this X-ray has one.")
 
 shape = regions[region_name]
-is_box = all(isinstance(v, float) for v in shape)
 views = st.container(horizontal=True, gap="medium")
 left, right = views.container(width=CANVAS_PX), views.container(key=f"results_{P}")
 with left:
     st.markdown(f"**Mark a region** — {region_name}")
-    strokes = query_canvas(f"{P}_{image_key}_{region_name}", image, shape if is_box else None, image_key=image_key,
-                           width=CANVAS_PX, initial_polygon=None if is_box else list(shape), tools=TOOLS)
+    strokes = query_canvas(f"{P}_{image_key}_{region_name}", image, shape, image_key=image_key, width=CANVAS_PX,
+                           tools=TOOLS)
 
 feats = cache_features(str(cache), layer, cache)
 grid_hw = tuple(feats.shape[1:3])
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _search(cache_where: str, layer: str, query_key: str, mask_bytes: bytes, top_k: int, _feats_hwc, _mask_hw,
+            _query_index, _cache, _feats, _table):
+    """One region search, kept per (cache, layer, query, mask, k): the heart and lung comparison
+    below repeats the main search for an undrawn preset, and every rerun (a chart option) reuses it."""
+    query = query_from_features(_feats_hwc, _mask_hw, model=_cache.model_name, layer=layer, image_index=_query_index)
+    return search_features(_feats, query, image_ids=_cache.image_ids, metadata=_table, loaded_n=_cache.loaded_n,
+                           top_k=top_k, device="cpu")
 
 
 def run_search(mask_hw):
@@ -278,9 +280,8 @@ def run_search(mask_hw):
         feats_hwc = feats[query_index]
     else:
         feats_hwc = image_report(model.name, image_key, image).feats_hwc[layer]
-    query = query_from_features(feats_hwc, mask_hw, model=cache.model_name, layer=layer, image_index=query_index)
-    return search_features(feats, query, image_ids=cache.image_ids, metadata=table, loaded_n=cache.loaded_n,
-                           top_k=top_k, device="cpu")
+    return _search(str(cache), layer, image_key, mask_hw.tobytes() + bytes(str(mask_hw.shape), "ascii"), top_k,
+                   feats_hwc, mask_hw, query_index, cache, feats, table)
 
 
 try:

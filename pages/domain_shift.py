@@ -3,7 +3,7 @@ dataset (Visual Feature Search), and see how scores drop outside the query's dom
 
 import streamlit as st
 
-from featurelens.search import (SearchError, drawn_or_box_mask, grouped_scores, mask_outline, query_from_features,
+from featurelens.search import (SearchError, drawn_or_region_mask, grouped_scores, mask_outline, query_from_features,
                                 search_features)
 from pages._ui.resources import scenario
 from featurelens.cluster import search_on_cluster
@@ -95,7 +95,7 @@ with canvas_slot:
 feats = cache_features(str(cache), layer, cache)
 grid_hw = tuple(feats.shape[1:3])
 try:
-    mask_hw = drawn_or_box_mask(strokes, grid_hw, drawn_box)
+    mask_hw = drawn_or_region_mask(strokes, grid_hw, drawn_box)
     query = query_from_features(feats[index], mask_hw, model=cache.model_name, layer=layer, image_index=index)
     options = dict(top_k=top_k, unique_by=UNIQUE[unique], include_self=include_self)
     client = cluster_client()

@@ -3,7 +3,7 @@ models (or two layers), results side by side with the overlap of their top-k."""
 
 import streamlit as st
 
-from featurelens.search import (SearchError, drawn_or_box_mask, grouped_scores, query_from_features, search_features,
+from featurelens.search import (SearchError, drawn_or_region_mask, grouped_scores, query_from_features, search_features,
                                 top_overlap)
 from pages._ui.resources import scenario
 from pages._ui.search import cache_features, hit_grid, query_canvas, recipe_cache, recipe_image, score_boxplot
@@ -74,7 +74,7 @@ try:
     for side, (cache, layer, _) in sides.items():
         feats = cache_features(str(cache), layer, cache)
         grid_hw = tuple(feats.shape[1:3])
-        mask_hw = drawn_or_box_mask(strokes, grid_hw, drawn_box)
+        mask_hw = drawn_or_region_mask(strokes, grid_hw, drawn_box)
         index = cache.image_ids.index(query_id)
         query = query_from_features(feats[index], mask_hw, model=cache.model_name, layer=layer, image_index=index)
         results[side] = search_features(feats, query, image_ids=cache.image_ids, metadata=cache.metadata,

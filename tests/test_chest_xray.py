@@ -22,8 +22,9 @@ import featurelens as fl
 from featurelens.caches import CacheError, ensure_recipe_cache, open_cache, recipe_cache_path, recipe_images
 from featurelens.models import WeightsCorruptError, WeightsUnavailableError, weights_cache_dir
 from featurelens.scenarios import load_recipes, load_scenario
-from featurelens.xray import (GroupStatsError, NIH_FINDINGS, compare_by, compare_scores, expert_boxes, finding_scores,
-                              nih_table_path, polygon_mask)
+from featurelens.search import polygon_mask
+from featurelens.xray import (GroupStatsError, NIH_FINDINGS, compare_by, compare_scores, example_query, expert_boxes,
+                              finding_scores, nih_table_path)
 from tests.conftest import ROOT, SHARED_DATA
 from tests.test_app import _navigation_app, _run  # noqa: F401  (the fixture is autouse)
 
@@ -321,3 +322,12 @@ def test_page_with_the_fixture_cache_compares_heart_and_lung(tmp_path_factory, x
     assert all(0 <= auc <= 1 for auc in both["AUC"])
     at.radio(key="cx_by").set_value("view (PA: from the back, AP: from the front)").run()
     assert not at.exception and {"AP view", "PA view"} <= set(at.dataframe[0].value[""])
+
+
+def test_the_example_query_has_the_finding_and_its_expert_box_when_one_exists():
+    table = pd.DataFrame({"id": ["a", "b", "c", "d"], "Cardiomegaly": [False, True, True, False],
+                          "file": ["00000001_000.png", "00000002_000.png", "sub/00001369_000.png", "00000003_000.png"]})
+    assert expert_boxes("00001369_000.png") and not expert_boxes("00000002_000.png")
+    assert example_query(table, "Cardiomegaly") == "c"                  # b has the finding, c also its box
+    assert example_query(table.drop(index=2), "Cardiomegaly") == "b"    # no box: the first with the finding
+    assert example_query(table, "Hernia") == "a"                        # no such column: the first image

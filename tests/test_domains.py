@@ -119,12 +119,12 @@ def test_top_overlap():
 
 
 def test_drawn_strokes_win_over_the_preset_box():
-    from featurelens.search import box_mask, drawn_or_box_mask
+    from featurelens.search import box_mask, drawn_or_region_mask
 
     rgba = np.zeros((70, 70, 4), np.uint8)
-    assert np.array_equal(drawn_or_box_mask(rgba, (7, 7), (0.0, 0.0, 0.5, 0.5)), box_mask((0, 0, 0.5, 0.5), (7, 7)))
+    assert np.array_equal(drawn_or_region_mask(rgba, (7, 7), (0.0, 0.0, 0.5, 0.5)), box_mask((0, 0, 0.5, 0.5), (7, 7)))
     rgba[60:, 60:, 3] = 255
-    assert drawn_or_box_mask(rgba, (7, 7), (0.0, 0.0, 0.5, 0.5))[6, 6] == 1.0
-    assert drawn_or_box_mask(None, (7, 7), (0.0, 0.0, 0.5, 0.5))[0, 0] == 1.0
+    assert drawn_or_region_mask(rgba, (7, 7), (0.0, 0.0, 0.5, 0.5))[6, 6] == 1.0
+    assert drawn_or_region_mask(None, (7, 7), (0.0, 0.0, 0.5, 0.5))[0, 0] == 1.0
     with pytest.raises(SearchError, match="nothing drawn"):
-        drawn_or_box_mask(None, (7, 7))
+        drawn_or_region_mask(None, (7, 7))

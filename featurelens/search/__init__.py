@@ -25,20 +25,21 @@ and window, the top hits (``top_k(k, unique_by=column)``) and ``scores_table()``
 
 from .claims import SEARCH_CLAIMS, SearchEvidence
 from .api import best_windows, check_cache, rank_windows, search, search_features
-from .display import canvas_mask, drawn_or_box_mask, draw_window, grouped_scores, mask_outline, top_overlap
+from .display import canvas_mask, drawn_or_region_mask, draw_window, grouped_scores, mask_outline, top_overlap
 from .engine import ComputeDtype, ProgressFn, load_features
 from .errors import SearchCancelled, SearchError, SearchMismatchError
 from .image_search import search_image
-from .masks import box_mask, grid_mask, load_mask, mask_box, mask_from_image, parse_box
+from .masks import Region, box_mask, grid_mask, load_mask, mask_box, mask_from_image, parse_box, polygon_mask, region_mask
 from .quantize import dequantize_int8, quantize_int8
 from .query import Query, query_from_features, query_from_image
 from .results import Hit, SearchResult
 
 __all__ = [
     "best_windows", "check_cache", "rank_windows",
-    "canvas_mask", "drawn_or_box_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap",
+    "canvas_mask", "drawn_or_region_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap",
     "Hit", "ProgressFn", "Query", "SearchCancelled", "SearchError", "SearchMismatchError", "SearchResult",
     "box_mask", "dequantize_int8", "grid_mask", "load_features", "mask_box", "quantize_int8",
     "query_from_features", "search", "search_features",
-    "SEARCH_CLAIMS", "SearchEvidence", "ComputeDtype", "load_mask", "mask_from_image", "parse_box", "query_from_image", "search_image",
+    "SEARCH_CLAIMS", "SearchEvidence", "ComputeDtype", "load_mask", "mask_from_image", "parse_box",
+    "Region", "polygon_mask", "region_mask", "query_from_image", "search_image",
 ]

@@ -14,9 +14,9 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from .errors import SearchError
-from .masks import box_mask, grid_mask
+from .masks import Region, grid_mask, region_mask
 
-__all__ = ["canvas_mask", "drawn_or_box_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap"]
+__all__ = ["canvas_mask", "drawn_or_region_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap"]
 
 
 def canvas_mask(canvas_rgba_hw4: np.ndarray | None, grid_hw: Sequence[int]) -> np.ndarray:
@@ -45,14 +45,15 @@ def canvas_mask(canvas_rgba_hw4: np.ndarray | None, grid_hw: Sequence[int]) -> n
     return grid_mask(drawn_hw, grid_hw)
 
 
-def drawn_or_box_mask(canvas_rgba_hw4: np.ndarray | None, grid_hw: Sequence[int],
-                      box_xyxy: Sequence[float] | None = None) -> np.ndarray:
-    """The drawn strokes as a grid mask, or — before anything is drawn — the preset's box
-    (fractions ``x0, y0, x1, y1``). Raises :class:`SearchError` when there is neither."""
+def drawn_or_region_mask(canvas_rgba_hw4: np.ndarray | None, grid_hw: Sequence[int],
+                         region: Region | None = None) -> np.ndarray:
+    """The drawn strokes as a grid mask, or — before anything is drawn — the preset's region
+    (a box ``x0, y0, x1, y1`` or a polygon, in fractions). Raises :class:`SearchError` when there
+    is neither."""
     drawn = canvas_rgba_hw4 is not None and bool(np.asarray(canvas_rgba_hw4)[..., 3].any())
-    if drawn or box_xyxy is None:
+    if drawn or region is None:
         return canvas_mask(canvas_rgba_hw4, grid_hw)
-    return box_mask(box_xyxy, grid_hw)
+    return region_mask(region, grid_hw)
 
 
 def draw_window(image_rgb: Image.Image, box_xyxy_px: Sequence[float], color: str = "#ffd400",

@@ -11,6 +11,8 @@ region covers. Layouts are in the names (``mask_hw``: rows × columns).
 (1, 1, 1, 2)
 >>> parse_box("0.25, 0, 0.75,0.5")
 (0.25, 0.0, 0.75, 0.5)
+>>> polygon_mask([(0, 0), (0.5, 0), (0.5, 1), (0, 1)], (2, 4)).tolist()
+[[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]
 """
 
 from __future__ import annotations
@@ -19,11 +21,17 @@ import os
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .errors import SearchError
 
-__all__ = ["box_mask", "grid_mask", "load_mask", "mask_box", "mask_from_image", "parse_box"]
+__all__ = ["Region", "box_mask", "grid_mask", "load_mask", "mask_box", "mask_from_image", "parse_box", "polygon_mask",
+           "region_mask"]
+
+Region = Sequence[float] | Sequence[Sequence[float]]
+"""A box ``(x0, y0, x1, y1)`` or a polygon ``((x, y), …)``, in fractions of the image (x right, y down)."""
+
+_SUPERSAMPLE = 16   # a polygon is rasterised at 16× the grid, then area-averaged
 
 
 def _overlap_1d(n_in: int, n_out: int) -> np.ndarray:
@@ -94,6 +102,34 @@ def box_mask(box_xyxy: Sequence[float], grid_hw: Sequence[int]) -> np.ndarray:
     rows = _cover_1d(y0 * h, y1 * h, h)
     cols = _cover_1d(x0 * w, x1 * w, w)
     return np.outer(rows, cols).astype(np.float32)
+
+
+def polygon_mask(polygon_xy: Sequence[Sequence[float]], grid_hw: Sequence[int]) -> np.ndarray:
+    """A polygon in normalised image coordinates as a soft grid mask ``(H, W)`` float32 in [0, 1]
+    (each cell holds the fraction of it inside the polygon).
+
+    Raises:
+        SearchError: fewer than 3 points, or a point outside [0, 1].
+    """
+    points = [tuple(float(v) for v in point) for point in polygon_xy]
+    if len(points) < 3 or any(len(p) != 2 for p in points):
+        raise SearchError(f"a polygon needs at least 3 points (x, y), got {len(points)}")
+    if not all(0.0 <= v <= 1.0 for p in points for v in p):
+        raise SearchError(f"polygon points must lie in [0, 1] (fractions of the image), got {points}")
+    h, w = (int(v) for v in grid_hw)
+    canvas = Image.new("L", (w * _SUPERSAMPLE, h * _SUPERSAMPLE), 0)
+    # PIL fills the pixels whose centre is inside: pixel i's centre is at i + 0.5 in image coordinates
+    ImageDraw.Draw(canvas).polygon([(x * w * _SUPERSAMPLE - 0.5, y * h * _SUPERSAMPLE - 0.5) for x, y in points],
+                                   fill=255)
+    return grid_mask(np.asarray(canvas, np.float32) / 255.0, (h, w))
+
+
+def region_mask(region: Region, grid_hw: Sequence[int]) -> np.ndarray:
+    """A box (four numbers) or a polygon (pairs) as a soft grid mask."""
+    values = list(region)
+    if values and all(isinstance(v, (int, float)) for v in values):
+        return box_mask(values, grid_hw)
+    return polygon_mask(values, grid_hw)
 
 
 def _cover_1d(lo: float, hi: float, n: int) -> np.ndarray:

@@ -26,8 +26,8 @@ import pandas as pd
 
 from ..images import GalleryImage, folder_images
 
-__all__ = ["NIH_FINDINGS", "NIH_PNG_SIDE", "NIH_TABLE_COLUMNS", "ExpertBox", "NihDataError", "expert_boxes",
-           "finding_columns", "nih_images", "nih_label_table", "nih_table_path"]
+__all__ = ["NIH_FINDINGS", "NIH_PNG_SIDE", "NIH_TABLE_COLUMNS", "ExpertBox", "NihDataError", "example_query",
+           "expert_boxes", "finding_columns", "nih_images", "nih_label_table", "nih_table_path"]
 
 NIH_FINDINGS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis",
                 "Hernia", "Infiltration", "Mass", "Nodule", "Pleural_Thickening", "Pneumonia", "Pneumothorax",
@@ -108,6 +108,17 @@ def expert_boxes(file_name: str) -> tuple[ExpertBox, ...]:
         if x1 > x0 and y1 > y0:
             boxes.append(ExpertBox(_BOX_FINDINGS.get(row.finding, row.finding), (x0, y0, x1, y1)))
     return tuple(boxes)
+
+
+def example_query(table: pd.DataFrame, finding: str) -> str:
+    """The id of a good first query: the first image with ``finding`` that has an expert box for
+    it, else the first with the finding, else the first image (``table``: a cache's metadata with
+    ``id``, ``file`` and the finding's yes/no column)."""
+    has = table[table[finding].astype(bool)] if finding in table else table.iloc[:0]
+    boxes = _box_table()
+    boxed = set(boxes.loc[boxes["finding"].map(lambda f: _BOX_FINDINGS.get(f, f)) == finding, "file"])
+    with_box = [i for i, file in zip(has["id"], has["file"]) if Path(str(file)).name in boxed]
+    return (with_box or list(has["id"]) or list(table["id"]))[0]
 
 
 def nih_images(folder: str | Path, *, max_images: int | None = None) -> tuple[tuple[GalleryImage, ...], pd.DataFrame]:

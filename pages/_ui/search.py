@@ -17,7 +17,7 @@ from featurelens.caches import (CacheError, FeatureCache, connect_scheduler, ens
                                 recipe_images)
 from featurelens.config import dask_scheduler
 from featurelens.scenarios import load_recipes
-from featurelens.search import SearchResult, draw_window, load_features
+from featurelens.search import Region, SearchResult, draw_window, load_features
 from pages._ui.resources import ROOT, get_model
 from pages._ui.shell import visitor_text
 
@@ -166,33 +166,38 @@ def thumbnail(cache: FeatureCache, index: int, width_height: tuple[int, int] | N
     return thumb.resize((max(thumb.size), max(1, round(max(thumb.size) * h / w))), Image.BICUBIC)
 
 
-def query_canvas(key: str, image: Image.Image, initial_box: tuple[float, float, float, float] | None,
-                 image_key: str | None = None, width: int = CANVAS_PX, *,
-                 initial_polygon: list[tuple[float, float]] | None = None, tools: dict[str, str] | None = None):
+def _initial_drawing(region: Region | None, width: int, height: int) -> dict | None:
+    """A box ``(x0, y0, x1, y1)`` as a fabric.js rectangle, a polygon ``((x, y), …)`` as a filled path."""
+    if region is None:
+        return None
+    values = list(region)
+    if all(isinstance(v, (int, float)) for v in values):
+        x0, y0, x1, y1 = values
+        shape = {"type": "rect", "left": x0 * width, "top": y0 * height, "width": (x1 - x0) * width,
+                 "height": (y1 - y0) * height}
+    else:
+        points = [(x * width, y * height) for x, y in values]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        shape = {"type": "path", "left": min(xs), "top": min(ys), "width": max(xs) - min(xs), "height": max(ys) - min(ys),
+                 "path": [["M", *points[0]], *[["L", *p] for p in points[1:]], ["z"]]}
+    return {"version": "4.4.0", "objects": [{"originX": "left", "originY": "top", "fill": STROKE, "stroke": STROKE,
+                                             "strokeWidth": 0, **shape}]}
+
+
+def query_canvas(key: str, image: Image.Image, initial_region: Region | None, image_key: str | None = None,
+                 width: int = CANVAS_PX, *, tools: dict[str, str] | None = None):
     """The query image on a drawing canvas ``width`` px wide (it does not shrink with its
     column: pick a width that fits); returns the strokes as ``(h, w, 4)`` RGBA, or None
-    before the browser has sent a drawing. ``initial_box`` (fractions) is drawn as a rectangle,
-    ``initial_polygon`` (``(x, y)`` fractions) as a filled shape; both can be moved and resized
-    with a ``"transform"`` tool (``tools``: label → drawing mode, default :data:`TOOLS`)."""
+    before the browser has sent a drawing. ``initial_region`` (a box or a polygon, in fractions)
+    is drawn on it, to be moved and resized with a ``"transform"`` tool (``tools``: label →
+    drawing mode, default :data:`TOOLS`) or painted over."""
     tools = tools or TOOLS
     canvas_slot = st.container()   # the image first, its drawing tools under it
     tool_col, brush_col = st.columns(2)
     tool = tool_col.radio("Draw with", list(tools), horizontal=True, key=f"{key}_tool")
     brush = brush_col.slider("Brush size", 5, 60, 28, key=f"{key}_brush", disabled=tools[tool] != "freedraw")
     height = round(width * image.height / image.width)
-    initial = None
-    if initial_polygon:
-        points = [(x * width, y * height) for x, y in initial_polygon]
-        xs, ys = [p[0] for p in points], [p[1] for p in points]
-        initial = {"version": "4.4.0", "objects": [{
-            "type": "path", "originX": "left", "originY": "top", "left": min(xs), "top": min(ys),
-            "width": max(xs) - min(xs), "height": max(ys) - min(ys), "fill": STROKE, "stroke": STROKE,
-            "strokeWidth": 0, "path": [["M", *points[0]], *[["L", *p] for p in points[1:]], ["z"]]}]}
-    elif initial_box is not None:
-        x0, y0, x1, y1 = initial_box
-        initial = {"version": "4.4.0", "objects": [{
-            "type": "rect", "originX": "left", "originY": "top", "left": x0 * width, "top": y0 * height, "width": (x1 - x0) * width,
-            "height": (y1 - y0) * height, "fill": STROKE, "stroke": STROKE, "strokeWidth": 0}]}
+    initial = _initial_drawing(initial_region, width, height)
     background = _jpeg_data_url(image_key, image) if image_key else image   # sent as a small JPEG, encoded once
     with canvas_slot:
         result = st_canvas(fill_color=STROKE, stroke_width=brush, stroke_color=STROKE, background_image=background,

@@ -254,10 +254,13 @@ def main_area(page):
     return page.locator('[data-testid="stMain"]')
 
 
-def open_page(page, url: str) -> None:
-    """Go to ``url``, wait until the app is idle, and fail on any exception shown."""
+def open_page(page, url: str, size: tuple[int, int] | None = None, timeout_ms: int = APP_IDLE_TIMEOUT_MS) -> None:
+    """Go to ``url`` (at viewport ``size`` = (width, height), if given), wait until the app is
+    idle, and fail on any exception shown."""
+    if size is not None:
+        page.set_viewport_size({"width": size[0], "height": size[1]})
     page.goto(url)
-    wait_for_app(page)
+    wait_for_app(page, timeout_ms=timeout_ms)
     assert_no_exception(page)
 
 

@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser_helpers import main_area, screenshot, streamlit_server, wait_for_app
+from browser_helpers import main_area, open_page, screenshot, streamlit_server, wait_for_app
 from tests.test_chest_xray import N_WITH, N_WITHOUT, xray_home
 
 
@@ -21,9 +21,7 @@ def xray_app(tmp_path_factory):
 
 
 def test_heart_preset_shows_results_and_box_plots(page: Page, xray_app: str):
-    page.set_viewport_size({"width": 1280, "height": 720})
-    page.goto(f"{xray_app}/chest_xray")
-    wait_for_app(page)
+    open_page(page, f"{xray_app}/chest_xray", (1280, 720))
     main = main_area(page)
     expect(main.get_by_text(f"Top 10 of {N_WITH + N_WITHOUT - 1} X-rays")).to_be_visible()
     expect(main.get_by_text(re.compile("photo model trained on ImageNet"))).to_be_visible()

@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from browser_helpers import assert_no_exception, main_area, screenshot, wait_for_app
+from browser_helpers import assert_no_exception, main_area, open_page, screenshot, wait_for_app
 
 RUN_TIMEOUT_MS = 180_000
 
@@ -21,10 +21,7 @@ def _slider_to_minimum(page: Page, label: str) -> None:
 
 
 def test_a_short_run_shows_progress_then_the_facet(page: Page, app_url: str):
-    page.set_viewport_size({"width": 1280, "height": 720})
-    page.goto(f"{app_url}/feature_visualization")
-    wait_for_app(page, timeout_ms=RUN_TIMEOUT_MS)
-    assert_no_exception(page)
+    open_page(page, f"{app_url}/feature_visualization", (1280, 720), RUN_TIMEOUT_MS)
     main = main_area(page)
     expect(main.get_by_role("heading", name="Feature visualization")).to_be_visible()
     main.get_by_role("button", name="Settings").click()

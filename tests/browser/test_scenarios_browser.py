@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page, expect
 
-from browser_helpers import assert_no_exception, main_area, screenshot, wait_for_app
+from browser_helpers import assert_no_exception, main_area, open_page, screenshot, wait_for_app
 
 VIEWS = '[data-testid="stMain"] canvas.fl-sim-canvas'   # the similarity views (in a shadow root)
 # The views' live captions, once the element has drawn (pages/_ui/similarity_view.py).
@@ -18,6 +18,7 @@ _CAPTIONS_JS = """() => { for (const host of document.querySelectorAll('[data-te
     const root = host.shadowRoot && host.shadowRoot.querySelector('.fl-sim-root');
     if (root && root.__flView.draws > 0) return root.__flView.views.map(v => v.caption.textContent); } return null; }"""
 RERUN_TIMEOUT_MS = 90_000
+PROJECTOR = (1280, 720)
 
 
 def _ref(page: Page) -> tuple[float, float]:
@@ -48,10 +49,7 @@ def _click(page: Page, index: int, fx: float, fy: float) -> tuple[float, float]:
 
 
 def test_invariance_chart_renders_and_a_click_on_a_copy_moves_the_reference(page: Page, app_url: str):
-    page.set_viewport_size({"width": 1280, "height": 720})
-    page.goto(f"{app_url}/invariance")
-    wait_for_app(page, timeout_ms=RERUN_TIMEOUT_MS)
-    assert_no_exception(page)
+    open_page(page, f"{app_url}/invariance", PROJECTOR, RERUN_TIMEOUT_MS)
     main = main_area(page)
     expect(main.locator('[data-testid="stVegaLiteChart"]')).to_have_count(1)
     expect(page.locator(VIEWS)).to_have_count(9)               # the original and 8 rotations
@@ -92,10 +90,7 @@ def _draw(page: Page, box: tuple[float, float, float, float]) -> None:
 
 
 def test_few_shot_draw_a_support_mask_and_see_the_query_mask(page: Page, app_url: str):
-    page.set_viewport_size({"width": 1280, "height": 720})
-    page.goto(f"{app_url}/few_shot")
-    wait_for_app(page, timeout_ms=RERUN_TIMEOUT_MS)
-    assert_no_exception(page)
+    open_page(page, f"{app_url}/few_shot", PROJECTOR, RERUN_TIMEOUT_MS)
     main = main_area(page)
     expect(main.get_by_text(re.compile(r"^IoU 0\.9\d · Dice"))).to_be_visible()   # the cat preset
     screenshot(page, "few_shot_1280x720")
@@ -119,9 +114,7 @@ def test_few_shot_draw_a_support_mask_and_see_the_query_mask(page: Page, app_url
 def test_few_shot_a_preset_shows_its_layers_in_the_popover_opened_before(page: Page, app_url: str):
     """A popover's widget the browser drew once keeps its value while closed; a preset applied
     meanwhile must show (and keep) the preset's method and layers (pages._ui.widgets.synced)."""
-    page.set_viewport_size({"width": 1280, "height": 720})
-    page.goto(f"{app_url}/few_shot")
-    wait_for_app(page, timeout_ms=RERUN_TIMEOUT_MS)
+    open_page(page, f"{app_url}/few_shot", PROJECTOR, RERUN_TIMEOUT_MS)
     main = main_area(page)
     menu = main.get_by_role("button", name="Method & layers")
     menu.click()
