@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from browser_helpers import assert_no_exception, main_area, screenshot, wait_for_app
+from browser_helpers import assert_no_exception, main_area, open_page, screenshot, wait_for_app
 from playwright.sync_api import expect
 
 VIEWS = '[data-testid="stMain"] canvas.fl-sim-canvas'  # the similarity views (in a shadow root)
@@ -14,6 +14,7 @@ PAGES = ["layer_hierarchy", "compare_images", "compare_images?mode=pair", "model
          "domain_shift", "model_comparison"]
 PHOTO = '[data-testid="stMain"] [data-testid="stImage"] img'  # Model & layers: the photo its labels are about
 CANVAS = '[data-testid="stMain"] canvas.upper-canvas'  # the image to draw a region (or a support mask) on
+FIRST_USE_TIMEOUT_MS = 240_000   # the search pages build their dataset's cache on first use (420 images)
 FIRST_VIEWS = {"model_layers": PHOTO, "few_shot": CANVAS, "domain_shift": CANVAS, "model_comparison": CANVAS}
 
 # Every word of every visible text in the main column (shadow roots included) that the browser
@@ -61,9 +62,7 @@ def test_the_first_view_is_on_screen_unscrolled_and_no_label_breaks_mid_word(bro
     context = browser.new_context(viewport={"width": size[0], "height": size[1]})
     try:
         page = context.new_page()
-        page.goto(f"{app_url}/{path}")
-        wait_for_app(page)
-        assert_no_exception(page)
+        open_page(page, f"{app_url}/{path}", timeout_ms=FIRST_USE_TIMEOUT_MS)
         box = _first_view_box(page, FIRST_VIEWS.get(path, VIEWS))
         scrolled = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTop")
         assert scrolled == 0
