@@ -193,7 +193,8 @@ def weights_server(tmp_path):
     server.shutdown()
 
 
-def test_xray_model_downloads_once_checks_its_file_and_uses_xrv_preprocessing(weights_server, tmp_path, monkeypatch):
+def test_xray_model_downloads_once_checks_its_file_and_uses_xrv_preprocessing(weights_server, tmp_path, monkeypatch,
+                                                                              shared_data):
     folder, base = weights_server
     served, net = _xrv_file(folder)
     monkeypatch.setenv("FEATURELENS_HOME", str(tmp_path / "home"))
@@ -208,7 +209,7 @@ def test_xray_model_downloads_once_checks_its_file_and_uses_xrv_preprocessing(we
     # torchxrayvision's own preprocessing: grey, [0, 255] → [-1024, 1024] (xrv.datasets.normalize)
     import torchxrayvision as xrv
 
-    xray = np.asarray(Image.open(SHARED_DATA / "chestxray-nih" / "00000001_000.png").resize((224, 224)))
+    xray = np.asarray(Image.open(shared_data / "chestxray-nih" / "00000001_000.png").resize((224, 224)))
     seen = {}
     hook = model.module.features.conv0.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
     feats = model.features([np.stack([xray] * 3, axis=-1)], ["denseblock4"])
