@@ -39,21 +39,35 @@ _BROKEN_WORDS_JS = """() => {
 }"""
 
 
+def _settled_box(locator, timeout_ms: int = 60_000) -> dict:
+    """The element's box once it is visible and laid out: a rerun may remount it between the
+    visibility check and the measurement (its box is None then), so measure until two agree."""
+    page = locator.page
+    previous = None
+    for _ in range(timeout_ms // 250):
+        expect(locator).to_be_visible(timeout=timeout_ms)
+        box = locator.bounding_box()
+        if box is not None and box == previous:
+            return box
+        previous = box
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{locator} never settled (last box {previous})")
+
+
 def _first_view_box(page, selector: str = VIEWS):
     if selector == CANVAS:
-        expect(page.locator(CANVAS).first).to_be_visible(timeout=60_000)
-        return page.locator(CANVAS).first.bounding_box()
+        return _settled_box(page.locator(CANVAS).first)
     if selector != VIEWS:
         view = page.locator(selector).first
         expect(view).to_be_visible(timeout=60_000)
         view.evaluate("i => new Promise(done => { const poll = () => i.complete && i.naturalWidth ? done() "
                       ": setTimeout(poll, 50); poll(); })")
-        return view.bounding_box()
+        return _settled_box(view)
     views = page.locator(VIEWS)
     expect(views.first).to_be_visible(timeout=60_000)
     page.wait_for_function("""() => [...document.querySelectorAll('*')].some(h => h.shadowRoot &&
         h.shadowRoot.querySelector('.fl-sim-root') && h.shadowRoot.querySelector('.fl-sim-root').__flView.draws > 0)""")
-    return views.first.bounding_box()
+    return _settled_box(views.first)
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1024, 768)])
