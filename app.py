@@ -3,11 +3,15 @@
 Run with ``streamlit run app.py``. Works offline on CPU with the default model.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from pages._ui.shell import shared_sidebar
 
-st.set_page_config(page_title="FeatureLens", page_icon=":material/search:", layout="wide")
+# A file, served by this server: a Material-icon favicon would be fetched from fonts.gstatic.com.
+FAVICON = Path(__file__).parent / "pages" / "_ui" / "static" / "favicon.png"
+st.set_page_config(page_title="FeatureLens", page_icon=str(FAVICON), layout="wide")
 
 PAGES = {
     "FeatureLens": [

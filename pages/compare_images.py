@@ -9,7 +9,7 @@ from featurelens.similarity import (NEGATIVE_HANDLING, describe_metric_choice, h
                                     reference_cell, reference_vector, render_parts, ViewState, Bounds, checked_int)
 from pages._ui.resources import image_report, load_gallery_image, load_upload, scenario, view_assets
 from pages._ui.shell import ensure_app_shell
-from pages._ui.presentation import PRESENT_VIEW_HEIGHT, layer_keys, preset_stepper, presentation_toggle, presenting
+from pages._ui.presentation import PRESENT_VIEW_HEIGHT, layer_keys, preset_stepper, presenting
 from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
 from pages._ui.widgets import figure_caption, overlay_controls, precision_control, preset_buttons, scenario_page
@@ -29,7 +29,7 @@ def _parts(model_name: str, image_keys: tuple[str, ...], layer: str, k: int, neg
     return nmf_parts(_feats, k, negative=negative)
 
 
-model = scenario_page(SCENARIO, presentable=True)
+model = scenario_page(SCENARIO, view_in_link=True)
 present = presenting()
 gallery = {g.id: g for g in bundled_gallery()}
 layer_names = [layer.name for layer in model.layers]
@@ -105,7 +105,6 @@ else:
 with settings_box:
     settings = overlay_controls(P, defaults.settings)
     bits = precision_control(P)
-    presentation_toggle()
 if len(entries) < 2:
     st.info("Pick at least two images to compare (up to eight), from the gallery or your own.")
     st.stop()

@@ -10,7 +10,8 @@ from featurelens.cluster import search_on_cluster
 from pages._ui.search import (cache_features, caches_with, cluster_client, hit_grid, query_canvas, recipe_cache, recipe_image,
                               score_boxplot, thumbnail)
 from pages._ui.shell import ensure_app_shell
-from pages._ui.widgets import hold, render_lesson
+from pages._ui.presentation import preset_stepper, presenting
+from pages._ui.widgets import hold, scenario_intro
 
 ensure_app_shell()
 
@@ -20,13 +21,13 @@ GENERATED = "Bundled photos in 7 generated domains (offline)"
 UNIQUE = {"no limit": None, "class / source photo": "label", "domain": "domain"}
 CANVAS_PX = 360   # the query canvas; the results take the rest of the row
 
-st.title(SCENARIO.title)
-render_lesson(SCENARIO)
+scenario_intro(SCENARIO)
 presets = {p.name: p for p in SCENARIO.presets}
 
 
 def _apply_preset() -> None:
     preset = presets[st.session_state[f"{P}_preset"]]
+    st.session_state[f"{P}_preset_note"] = preset.name   # the presentation stepper's current preset
     st.session_state[f"{P}_dataset"] = GENERATED
     st.session_state[f"{P}_label"] = preset.image
     st.session_state[f"{P}_domain"] = preset.extra["domain"]
@@ -37,6 +38,15 @@ def _apply_preset() -> None:
 if f"{P}_label" not in st.session_state:
     st.session_state[f"{P}_preset"] = SCENARIO.presets[0].name
     _apply_preset()
+
+
+def _step_to(preset) -> None:
+    st.session_state[f"{P}_preset"] = preset.name
+    _apply_preset()
+
+
+if presenting():
+    preset_stepper(SCENARIO, P, _step_to)
 
 others = caches_with("domain", exclude_recipe=SCENARIO.cache_recipe)
 # Views first: the query canvas and the top results side by side under one row of controls; the

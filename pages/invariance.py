@@ -22,7 +22,7 @@ REFS = {"A": "A · object part", "B": "B · background texture"}
 COLS_PER_ROW = 4
 MAX_LAYERS = 4
 
-model = scenario_page(SCENARIO)
+model = scenario_page(SCENARIO, view_in_link=True)
 layer_names = [layer.name for layer in model.layers]
 default_layers = tuple(l for l in SCENARIO.layers if l in layer_names) or model.spec.default_layers
 first = SCENARIO.presets[0]

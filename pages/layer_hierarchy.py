@@ -6,7 +6,7 @@ from featurelens.images import bundled_gallery
 from featurelens.similarity import compare_vectors, describe_metric_choice, hover_state, ViewState, Bounds, checked_int
 from pages._ui.charts import vector_chart
 from pages._ui.resources import image_report, scenario, view_assets
-from pages._ui.presentation import PRESENT_VIEW_HEIGHT, layer_keys, preset_stepper, presentation_toggle, presenting
+from pages._ui.presentation import PRESENT_VIEW_HEIGHT, layer_keys, preset_stepper, presenting
 from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.shell import ensure_app_shell
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
@@ -18,7 +18,7 @@ ensure_app_shell()
 SCENARIO = scenario("layer_hierarchy")
 P = "lh"  # widget-key prefix of this page
 
-model = scenario_page(SCENARIO, presentable=True)
+model = scenario_page(SCENARIO, view_in_link=True)
 present = presenting()
 layer_names = [layer.name for layer in model.layers]
 default_layers = tuple(l for l in SCENARIO.layers if l in layer_names) or model.spec.default_layers
@@ -69,7 +69,6 @@ with layer_col:
 with settings_box:
     settings = overlay_controls(P, defaults.settings)
     bits = precision_control(P)
-    presentation_toggle()
 if image is None:
     st.stop()
 if st.session_state.get(f"{P}_image_key", image_key) != image_key:

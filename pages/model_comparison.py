@@ -8,7 +8,8 @@ from featurelens.search import (SearchError, drawn_or_region_mask, grouped_score
 from pages._ui.resources import scenario
 from pages._ui.search import cache_features, hit_grid, query_canvas, recipe_cache, recipe_image, score_boxplot
 from pages._ui.shell import ensure_app_shell
-from pages._ui.widgets import render_lesson
+from pages._ui.presentation import preset_stepper, presenting
+from pages._ui.widgets import scenario_intro
 
 ensure_app_shell()
 
@@ -18,13 +19,13 @@ MODELS = {"efficientnet_lite0": "Lite0, trained", "efficientnet_lite2": "Lite2, 
           "efficientnet_lite0_random": "Lite0, random weights"}
 CANVAS_PX = 320   # the query canvas; both result grids take the rest of the row
 
-st.title(SCENARIO.title)
-render_lesson(SCENARIO)
+scenario_intro(SCENARIO)
 presets = {p.name: p for p in SCENARIO.presets}
 
 
 def _apply_preset() -> None:
     preset = presets[st.session_state[f"{P}_preset"]]
+    st.session_state[f"{P}_preset_note"] = preset.name   # the presentation stepper's current preset
     st.session_state[f"{P}_image"] = preset.image
     st.session_state[f"{P}_domain"] = preset.extra.get("domain", "photo")
     for side in "ab":
@@ -36,6 +37,15 @@ def _apply_preset() -> None:
 if f"{P}_image" not in st.session_state:
     st.session_state[f"{P}_preset"] = SCENARIO.presets[0].name
     _apply_preset()
+
+
+def _step_to(preset) -> None:
+    st.session_state[f"{P}_preset"] = preset.name
+    _apply_preset()
+
+
+if presenting():
+    preset_stepper(SCENARIO, P, _step_to)
 
 preset_col, *side_cols = st.columns([2.4, 2, 1.4, 2, 1.4])
 preset_col.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset)

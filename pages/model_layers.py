@@ -27,7 +27,7 @@ P = "ml"  # widget-key prefix of this page
 HIDDEN = ("ref", "ref_image", "pin", "metric", "scale", "cmap", "base", "upsample", "mode", "parts", "part")
 
 
-model = scenario_page(SCENARIO)
+model = scenario_page(SCENARIO, view_in_link=True)
 
 
 layer_names = [l.name for l in model.layers]

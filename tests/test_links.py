@@ -312,3 +312,28 @@ def test_presentation_mode_from_a_link_and_a_bad_value():
     at = _open("layer_hierarchy", {"present": "<b>yes</b>"})
     assert not at.exception and not at.session_state["fl_present"] and "present" not in at.query_params
     assert [w.value for w in at.warning if "use present" in w.value and "for presentation mode" in w.value]
+
+
+@pytest.mark.parametrize("page, prefix", [("few_shot", "fs"), ("feature_visualization", "fv"), ("chest_xray", "cx"),
+                                          ("domain_shift", "ds"), ("model_comparison", "mc")])
+def test_a_page_without_a_view_in_its_link_presents_from_it_and_names_what_it_ignores(page, prefix):
+    """Pages that keep no view in their link still read ``present=1`` and the model, name the
+    rest (trackers aside) in one warning that stays until dismissed, drop it from the address
+    bar, and leave presentation mode by their Exit button (the sidebar is hidden)."""
+    at = _open(page, {"present": "1", "layers": "stage7", "ref": "0.5,0.5", "utm_source": "mail"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["fl_present"] and set(at.query_params) == {"present"}
+    assert [w for w in _warnings(at) if "ignored the parameters layers, ref: this page keeps no view" in w], _warnings(at)
+    assert not at.title and not [e for e in at.expander if e.label.startswith("Lesson")]
+    if any(b.key == f"{prefix}_preset_next" for b in at.button):   # pages with presets step through them
+        at.button(key=f"{prefix}_preset_next").click().run()
+        assert not at.exception and at.session_state[f"{prefix}_preset_note"]
+    shared_link = lambda: [w for w in _warnings(at) if w.startswith("Shared link")]  # noqa: E731
+    assert len(shared_link()) == 1, "the warning stays over reruns until dismissed"
+    at.button(key=f"fl__link_notes_{page}_ok").click().run()
+    assert not at.exception and not shared_link()
+    at.button(key="fl_present_exit").click().run()
+    assert not at.exception and not at.session_state["fl_present"] and "present" not in at.query_params
+    assert at.title and at.sidebar.toggle(key="fl_present").value is False
+    at.sidebar.toggle(key="fl_present").set_value(True).run()      # the sidebar's toggle, on every scenario page
+    assert not at.exception and at.query_params["present"] == "1" and not at.title

@@ -21,7 +21,8 @@ from .views import (OverlaySettings, OverlayView, VectorComparison, layer_views,
 from .quantize import Bits, quantize_vectors, dequantize_vectors
 from .hover import HoverMode, HoverAssets, hover_assets, hover_state, pack_hover, unpack_hover
 from .figure import views_figure
-from .viewstate import (Bounds, ViewState, checked_int, to_query, from_query, APP_KEYS, model_from_query)
+from .viewstate import (Bounds, ViewState, checked_int, to_query, from_query, APP_KEYS, model_from_query,
+                        viewless_link_notes)
 from .parts import (NegativeHandling, NEGATIVE_HANDLING, PartsResult, nmf_parts, part_colors, render_parts)
 from .activations import channel_strength, strongest_channels
 from .claims import (Box, Polygon, Region, ImageRegion, region_cells, ClaimCheck, LessonClaim, ImageEvidence,
@@ -38,7 +39,7 @@ __all__ = ['CELL_COLOR', 'COLORMAPS', 'COLOR_SCALES', 'ColorScale', 'Colormap', 
     'mask_to_grid', 'neg_euclidean_similarity', 'nmf_parts', 'normalize_map', 'pair_views', 'part_colors',
     'pixel_to_cell', 'ref_to_px', 'reference_cell', 'reference_vector', 'region_reference', 'render_channel',
     'render_overlay', 'render_parts', 'scale_range', 'shared_range', 'similarity_map', 'strongest_channels',
-    'to_query', 'upsample_map', 'APP_KEYS', 'model_from_query',
+    'to_query', 'upsample_map', 'APP_KEYS', 'model_from_query', 'viewless_link_notes',
     'Box', 'Polygon', 'Region', 'ImageRegion', 'region_cells', 'ClaimCheck', 'LessonClaim', 'ImageEvidence',
     'MapClaim', 'RegionInTop', 'BestMatchIn', 'MeanGreater', 'MapStat', 'LayerBrighter', 'SharedPart', 'TopLabels', 'LayerShapes',
     'IMAGE_CLAIMS', 'claim_map', 'Bits', 'quantize_vectors', 'dequantize_vectors', 'HoverMode', 'HoverAssets',

@@ -34,7 +34,8 @@ from typing import Callable, Collection, Mapping
 
 from .views import OverlaySettings
 
-__all__ = ["ViewState", "Bounds", "to_query", "from_query", "checked_int", "APP_KEYS", "model_from_query"]
+__all__ = ["ViewState", "Bounds", "to_query", "from_query", "checked_int", "APP_KEYS", "model_from_query",
+           "viewless_link_notes"]
 
 XY = tuple[float, float]
 SETTINGS_KEYS = tuple(f.name for f in fields(OverlaySettings))
@@ -356,3 +357,19 @@ def model_from_query(params: Mapping[str, str | list[str]], models: Collection[s
         notes.append(f"ignored model={_show(name)} from the link: unknown model; used {default}, which works offline")
         name = default
     return name, ["; ".join(notes)] if notes else []
+
+
+def viewless_link_notes(params: Mapping[str, str | list[str]]) -> list[str]:
+    """For a page that keeps no view in its link: one warning naming the parameters it ignores
+    (all but :data:`APP_KEYS` and link trackers), so a hand-edited or stale link says what it lost.
+
+    >>> viewless_link_notes({"model": "lite0.in1k", "utm_source": "x", "layers": "stage7", "ref": "1,2"})
+    ['ignored the parameters layers, ref: this page keeps no view in its link (it reads model and present)']
+    >>> viewless_link_notes({"present": "1"})
+    []
+    """
+    ignored = [key for key in params if key not in APP_KEYS and not _TRACKING.fullmatch(key)]
+    if not ignored:
+        return []
+    return [f"ignored the parameter{'s' * (len(ignored) > 1)} {_names_list(ignored, 5)}: this page keeps no view "
+            f"in its link (it reads {' and '.join(APP_KEYS)})"]

@@ -3,8 +3,9 @@ views as large as the screen allows, the current preset's "what to notice" line 
 and keys to step through presets (PageDown / PageUp, what a presenter's clicker sends) and
 layers (digits, as the buttons show). It is in the link (``present=1``), so a teacher opens one URL.
 
-The mode is one session-state flag for the whole app (:data:`PRESENT_KEY`); the shell reads the
-link once per session and writes the flag back with the model (``pages._ui.shell.link_params``).
+The mode is one session-state flag for the whole app (:data:`PRESENT_KEY`), switched by the
+sidebar's toggle on every scenario page and left by the page's *Exit* button (the sidebar is
+hidden then); it is read from the link once per session and kept in the address bar.
 """
 
 from __future__ import annotations
@@ -48,13 +49,41 @@ def present_param() -> dict[str, str]:
 
 
 def presentation_toggle() -> bool:
-    """The "Presentation mode" toggle; when on, hides the chrome for this run. Returns the mode."""
-    st.toggle("Presentation mode", key=PRESENT_KEY,
-              help="For a projector: no sidebar, large views, the preset's note in large type; PageDown / "
-                   "PageUp step through presets, digits pick a layer. In the link as present=1.")
+    """The sidebar's "Presentation mode" toggle; when on, hides the chrome for this run and puts
+    ``present=1`` in the address bar. Returns the mode."""
+    presenting()  # first: the link's value becomes the toggle's
+    st.sidebar.toggle("Presentation mode", key=PRESENT_KEY,
+                      help="For a projector: no sidebar, large views, the preset's note in large type; PageDown / "
+                           "PageUp step through presets. Leave it with the page's Exit button. In the link as "
+                           "present=1.")
     if presenting():
         st.html(_CSS)
+    if st.query_params.get("present") != present_param().get("present"):
+        if presenting():
+            st.query_params["present"] = "1"
+        else:
+            del st.query_params["present"]
     return presenting()
+
+
+def _leave() -> None:
+    st.session_state[PRESENT_KEY] = False
+
+
+def exit_button(container: Any = st) -> None:
+    """The button that leaves presentation mode (the sidebar and its toggle are hidden then)."""
+    container.button("Exit", icon=":material/close_fullscreen:", key="fl_present_exit", on_click=_leave,
+                     width="stretch", help="Leave presentation mode: the sidebar, title and lesson come back.")
+
+
+def presentation_bar(sc: Scenario) -> None:
+    """In presentation mode on a page without presets: the title, the Exit button and the lesson's
+    first "notice" line in large type."""
+    title_col, exit_col = st.columns([6, 1], vertical_alignment="center")
+    title_col.markdown(f"**{sc.title}**")
+    exit_button(exit_col)
+    if sc.lesson.notice:
+        st.markdown(f"<div class='fl-notice'>{_escape(sc.lesson.notice[0])}</div>", unsafe_allow_html=True)
 
 
 def _step(sc: Scenario, prefix: str, apply: Callable[[Preset], None], offset: int) -> None:
@@ -72,11 +101,12 @@ def preset_stepper(sc: Scenario, prefix: str, apply: Callable[[Preset], None]) -
     if not sc.presets:
         return
     chosen = next((p for p in sc.presets if p.name == st.session_state.get(f"{prefix}_preset_note")), None)
-    back, name_col, forward = st.columns([1, 4, 1], vertical_alignment="center")
+    back, name_col, forward, leave = st.columns([1, 4, 1, 0.8], vertical_alignment="center")
     back.button("Previous", icon=":material/chevron_left:", key=f"{prefix}_preset_back", shortcut="PageUp",
                 on_click=_step, args=(sc, prefix, apply, -1), width="stretch")
     forward.button("Next", icon=":material/chevron_right:", key=f"{prefix}_preset_next", shortcut="PageDown",
                    on_click=_step, args=(sc, prefix, apply, 1), width="stretch")
+    exit_button(leave)
     position = f"{sc.presets.index(chosen) + 1}/{len(sc.presets)}" if chosen else f"{len(sc.presets)} presets"
     name_col.markdown(f"**{sc.title}** · {chosen.name if chosen else 'press Next for the first preset'} ({position})")
     note = chosen.note if chosen and chosen.note else (sc.lesson.notice[0] if sc.lesson.notice else "")

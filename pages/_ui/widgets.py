@@ -6,12 +6,12 @@ import streamlit as st
 
 from featurelens.images import ImageLoadError, bundled_gallery
 from featurelens.scenarios import Scenario
-from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MODES, OverlaySettings
+from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MODES, OverlaySettings, viewless_link_notes
 
 import featurelens as fl
 
-from .presentation import PRESENT_KEY, presenting
-from .shell import current_model
+from .presentation import presentation_bar, presentation_toggle, preset_stepper, presenting
+from .shell import current_model, link_params, plain
 from .resources import load_gallery_image, load_upload
 
 
@@ -24,12 +24,40 @@ def render_lesson(sc: Scenario, expanded: bool = False) -> None:
                 st.markdown(f"**{title}**\n" + "\n".join(f"- {item}" for item in items))
 
 
-def scenario_page(sc: Scenario, *, presentable: bool = False) -> fl.FeatureModel:
-    """A scenario page's start: its title and lesson (left out in presentation mode on pages that
-    have one, ``presentable``), then the model every page uses; stops the page when there is none."""
-    if not (presentable and presenting()):
+def scenario_intro(sc: Scenario, *, view_in_link: bool = False) -> None:
+    """A scenario page's start: the sidebar's presentation toggle, then the title and lesson or,
+    in presentation mode, the chrome hidden (and, without presets, a bar with the title, the
+    lesson's first notice and Exit). A page whose link holds no view (``view_in_link`` False)
+    warns once per session about a shared link's other parameters and drops them."""
+    if presentation_toggle():
+        if not sc.presets:
+            presentation_bar(sc)
+    else:
         st.title(sc.title)
         render_lesson(sc)
+    if not view_in_link:
+        _viewless_link_warnings(sc)
+
+
+def _viewless_link_warnings(sc: Scenario) -> None:
+    """On the page's first run in a session, the link's parameters it ignores: dropped from the
+    address bar, and said in a warning that stays until dismissed (the page's first rerun, e.g.
+    a drawing canvas reporting its size, would otherwise take it away before anyone reads it)."""
+    key = f"fl__link_notes_{sc.id}"
+    if key not in st.session_state:
+        st.session_state[key] = viewless_link_notes({k: st.query_params.get_all(k) for k in st.query_params})
+        if st.session_state[key]:
+            st.query_params.from_dict(link_params())
+    if not st.session_state[key]:
+        return
+    text_col, ok_col = st.columns([8, 1], vertical_alignment="center")
+    text_col.warning(plain(" ".join(f"Shared link: {note}." for note in st.session_state[key])))
+    ok_col.button("Dismiss", key=f"{key}_ok", on_click=st.session_state.__setitem__, args=(key, []), width="stretch")
+
+
+def scenario_page(sc: Scenario, *, view_in_link: bool = False) -> fl.FeatureModel:
+    """:func:`scenario_intro`, then the model every page uses; stops the page when there is none."""
+    scenario_intro(sc, view_in_link=view_in_link)
     model = current_model()
     if model is None:
         st.stop()
@@ -38,7 +66,11 @@ def scenario_page(sc: Scenario, *, presentable: bool = False) -> fl.FeatureModel
 
 def preset_buttons(sc: Scenario, prefix: str, apply, title: str = "**Presets**") -> None:
     """One button per preset (``apply(preset)`` on click) and, once one is chosen, its note on the
-    page in plain view: a tooltip is invisible on a projector or a touch screen."""
+    page in plain view: a tooltip is invisible on a projector or a touch screen. In presentation
+    mode, the preset stepper instead (PageDown / PageUp)."""
+    if presenting():
+        preset_stepper(sc, prefix, apply)
+        return
 
     def choose(preset) -> None:
         apply(preset)
@@ -130,7 +162,7 @@ def overlay_controls(prefix: str, defaults: OverlaySettings) -> OverlaySettings:
     """Metric, colour scale, colormap, opacity, base photo and upsampling widgets → settings,
     stacked (pages put them in a "View settings" popover, so the views come first)."""
     hold({f"{prefix}_{field_name}": value for field_name, value in defaults.__dict__.items()}
-         | {f"{prefix}_bits": None, PRESENT_KEY: None})
+         | {f"{prefix}_bits": None})
     metric = st.selectbox("Similarity", list(METRICS), key=f"{prefix}_metric",
                           format_func=lambda k: METRICS[k].display_name,
                           help="\n\n".join(f"**{m.display_name}**: {m.description}" for m in METRICS.values()))
