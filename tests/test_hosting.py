@@ -257,10 +257,11 @@ def test_a_build_keeps_running_while_the_visitor_goes_elsewhere(monkeypatch, tmp
     assert any("walkaway" in s.value and "ready" in s.value for s in at.success)
 
 
-def test_memory_comes_back_after_twenty_huge_uploads_from_twenty_sessions():
-    """20 AppTest sessions (the app's own script runtime, in a fresh process) each upload a different
+def test_memory_comes_back_after_ten_huge_uploads_from_ten_sessions():
+    """10 AppTest sessions (the app's own script runtime, in a fresh process) each upload a different
     7000 × 7000 PNG on Model & layers. What stays is the memory budget plus slack — not 250 MB
-    per upload (issue 8's measurement before bounded, downscaled uploads and heap trimming)."""
+    per upload (issue 8's measurement before bounded, downscaled uploads and heap trimming: 2.5 GB
+    here). ``benchmarks/bench_memory.py`` runs 20."""
     import json
     import os
     import subprocess
@@ -269,7 +270,7 @@ def test_memory_comes_back_after_twenty_huge_uploads_from_twenty_sessions():
     budget_mb = 192
     env = {**os.environ, "FEATURELENS_MEMORY_MB": str(budget_mb)}
     probe = Path(__file__).parent / "probes" / "upload_memory.py"
-    out = subprocess.run([sys.executable, str(probe), "20", "7000"], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, str(probe), "10", "7000"], env=env, capture_output=True, text=True,
                          timeout=600, check=True).stdout
     rss = json.loads(out.strip().splitlines()[-1])
     assert rss["after_mb"] - rss["idle_mb"] < budget_mb + 128, rss

@@ -248,7 +248,7 @@ def _decode(file: BinaryIO, label: str, max_pixels: int, min_side: int) -> Image
 def _bomb_message(label: str, max_pixels: int, exc: Exception) -> str:
     """Message for Pillow's hard decompression-bomb limit (hit before our header check)."""
     return (f"{label} is too large to open safely ({exc}); resize it below the limit of "
-            f"max_pixels={max_pixels:,} pixels first")
+            f"{max_pixels:,} pixels first")
 
 
 def _corrupt_message(label: str, exc: Exception) -> str:
@@ -264,11 +264,11 @@ def _check_size(width: int, height: int, label: str, max_pixels: int,
     if width < min_side or height < min_side:
         raise ImageLoadError(
             f"{label} is {width}x{height} pixels, smaller than the minimum of "
-            f"{min_side} pixels per side; use a larger image (or lower min_side)")
+            f"{min_side} pixels per side; use a larger image")
     if width * height > max_pixels:
         raise ImageLoadError(
             f"{label} is {width}x{height} = {width * height:,} pixels, over the limit "
-            f"of max_pixels={max_pixels:,}; resize it first (or raise max_pixels)")
+            f"of {max_pixels:,} pixels; resize it first")
 
 
 def _finish(image: Image.Image, label: str, max_pixels: int,
