@@ -83,6 +83,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--build-images", type=int, default=96)
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "featurelens-bench-cluster.zarr"))
+    parser.add_argument("--usd-per-worker-hour", type=float, default=0.05,
+                        help="price of one CPU worker (one vCPU) for an hour; an assumption, not measured "
+                             "(default 0.05, on-demand cloud compute in 2026)")
+    parser.add_argument("--gpu-gbps", type=float, help="a GPU's measured in-memory scan rate "
+                        "(benchmarks/bench_search_gpu.py), for a GPU row in the plan")
+    parser.add_argument("--usd-per-gpu-hour", type=float, default=3.0, help="price of one GPU for an hour (assumed)")
+    parser.add_argument("--gpu-memory-gb", type=float, default=80.0, help="cache a GPU can hold (assumed)")
     args = parser.parse_args()
     from distributed import Client, LocalCluster
 
@@ -106,12 +113,28 @@ def main() -> None:
     one, two = rows[1][1], rows[2][1]
     print(f"2 workers ÷ 1 worker: {two / one:.2f} (this machine has 2 cores)")
     per_worker = gb / one
-    print(f"\nPlan at the measured {per_worker:.2f} GB/s per CPU worker (ResNet-50 conv5 would be 7×7×2048):")
-    print(f"{'images':>10s} {'cache GB':>9s} {'workers for a 1 s query':>24s}")
+    print_plan(per_worker, args.usd_per_worker_hour, args.gpu_gbps, args.usd_per_gpu_hour, args.gpu_memory_gb)
+
+
+def print_plan(cpu_gbps: float, usd_per_worker_hour: float, gpu_gbps: float | None = None,
+               usd_per_gpu_hour: float = 3.0, gpu_memory_gb: float = 80.0) -> None:
+    """Workers a 1-second exact query needs at 100 k, 1 M and 10 M images (the whole cache scanned
+    once per query, held in the workers' memory), the price of keeping them, and the price of
+    one query when they are kept busy."""
+    print(f"\nPlan for a 1 s exact query (7×7×1280 float16, 125 KB per image; ResNet-50 conv5 would be "
+          f"7×7×2048): CPU workers at the measured {cpu_gbps:.2f} GB/s, ${usd_per_worker_hour:.2f} per worker-hour"
+          + (f"; GPUs at {gpu_gbps:.0f} GB/s, ${usd_per_gpu_hour:.2f} per GPU-hour, {gpu_memory_gb:.0f} GB each"
+             if gpu_gbps else ""))
+    print(f"{'images':>10s} {'cache GB':>9s} {'kind':>5s} {'workers':>8s} {'$ per hour':>11s} {'$ per query':>12s}")
+    kinds = [("CPU", cpu_gbps, usd_per_worker_hour, float("inf"))]
+    if gpu_gbps:
+        kinds.append(("GPU", gpu_gbps, usd_per_gpu_hour, gpu_memory_gb))
     for n in (100_000, 1_000_000, 10_000_000):
         size = n * BYTES_PER_IMAGE / 1e9
-        print(f"{n:>10,d} {size:9.0f} {max(1, int(np.ceil(size / per_worker))):>24,d}")
-
+        for kind, gbps, price, memory in kinds:
+            workers = max(1, int(np.ceil(size / gbps)), int(np.ceil(size / memory)))
+            print(f"{n:>10,d} {size:9.0f} {kind:>5s} {workers:>8,d} {workers * price:11.2f} "
+                  f"{workers * price / 3600:12.5f}")
 
 if __name__ == "__main__":
     main()

@@ -55,7 +55,7 @@ PACS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pacs"
 # --- data -------------------------------------------------------------------------------------
 
 
-def _prototypes() -> np.ndarray:
+def prototypes() -> np.ndarray:
     """``(P, 7, 7, C)`` float32 prototype maps, sparse and non-negative."""
     rng = np.random.default_rng([SEED, 1])
     return np.maximum(rng.standard_normal((PROTOTYPES, GRID, GRID, CHANNELS), dtype=np.float32) * 1.5 - 0.5, 0)
@@ -135,7 +135,7 @@ class Data:
 
 
 def make_data(n: int, mask_sets: dict[str, np.ndarray], with_int8: bool) -> Data:
-    protos = _prototypes()
+    protos = prototypes()
     query_hwc = synth_feats(10**9, 10**9 + 1, protos)[0]
     feats = np.empty((n, GRID, GRID, CHANNELS), np.float16)
     m = n if with_int8 else 0

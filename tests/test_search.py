@@ -135,6 +135,26 @@ def test_query_from_another_image_and_float32_torch_input():
     _check_against_reference(result, feats, query, reference_search(feats.astype(np.float32), other_hwc, mask))
 
 
+ACCELERATOR = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else None
+
+
+@pytest.mark.skipif(ACCELERATOR is None, reason="needs a cuda or mps device (run on the device machine)")
+@pytest.mark.parametrize("held", ["on the device", "streamed from zarr"])
+def test_the_accelerator_path_equals_plain_float64_vfs(tmp_path, held):
+    """On a GPU: the cache held on the device, and streamed to it in blocks (pinned, read ahead),
+    score as the float64 reference does, for hard, soft and border masks."""
+    feats = random_feats(40, 7, 7, 32, seed=21)
+    array = zarr.create_array(LocalStore(str(tmp_path / "f.zarr")), shape=feats.shape, chunks=(4, 7, 7, 32),
+                              dtype="float16")
+    array[:] = feats
+    source = load_features(feats, device=ACCELERATOR) if held == "on the device" else array
+    for name, mask in masks_for(7, 7, seed=1).items():
+        query = query_from_features(feats[0].astype(np.float32), mask, model="toy", layer="l", image_index=0)
+        result = search_features(source, query, top_k=40, include_self=True, device=ACCELERATOR, block_images=6)
+        assert result.device.startswith(ACCELERATOR), name
+        _check_against_reference(result, feats, query, reference_search(feats, feats[0], mask), atol=1e-4)
+
+
 # --- streaming -----------------------------------------------------------------------------
 
 
