@@ -155,7 +155,8 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
                        "or file name); its other columns join the metadata table")
     build.add_argument("--model", required=True, help="registry name (see `python -m featurelens models`)")
     build.add_argument("--layers", help="comma-separated layer names (default: the model's standard set)")
-    build.add_argument("--out", required=True, metavar="PATH", help="cache folder to create or resume")
+    build.add_argument("--out", required=True, metavar="PATH", help="cache folder to create or resume, or an fsspec "
+                       "URL (s3://bucket/c.zarr, with s3fs installed)")
     build.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
     build.add_argument("--chunk-images", type=int, help="images per stored chunk (default: about 4 MB chunks)")
     build.add_argument("--thumb-size", type=int, default=128, help="thumbnail side in pixels (default 128)")
@@ -166,7 +167,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     cluster = build.add_mutually_exclusive_group()
     cluster.add_argument("--scheduler", metavar="ADDRESS", help="build on this Dask cluster (e.g. tcp://host:8786); "
-                         "--out must be a folder every worker can reach")
+                         "--out must be a folder or URL every worker can reach")
     cluster.add_argument("--workers", type=int, metavar="N", help="build on a local Dask cluster of N processes")
     build.add_argument("--repair", action="store_true", help="also decode every chunk of a finished cache and "
                        "recompute the damaged ones")

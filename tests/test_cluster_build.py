@@ -76,6 +76,16 @@ def test_cluster_build_equals_single_process_build(tmp_path, images, reference, 
     _assert_same_cache(tmp_path / "c.zarr", reference)
 
 
+def test_cluster_build_into_an_fsspec_url_equals_single_process_build(tmp_path, images, reference, cluster):
+    """Workers open the store themselves from its URL (here fsspec's file://; s3:// the same way)."""
+    url = (tmp_path / "u.zarr").as_uri()
+    with distributed.Client(cluster) as client:
+        _build(url, images, client)
+    _assert_same_cache(tmp_path / "u.zarr", reference)
+    cache = open_cache(url)
+    assert cache.n_images == len(images) and "file://" in repr(cache)
+
+
 def test_build_survives_a_dead_worker(tmp_path, images, reference, cluster):
     with distributed.Client(cluster) as client:
         client.wait_for_workers(2)
@@ -128,9 +138,16 @@ def test_unreachable_scheduler_is_a_clear_error():
             pass
 
 
-def test_cluster_build_needs_a_folder(images, cluster):
-    with distributed.Client(cluster) as client, pytest.raises(CacheError, match="folder path"):
+def test_cluster_build_needs_a_folder_or_a_url(images, cluster):
+    with distributed.Client(cluster) as client, pytest.raises(CacheError, match="folder path or a URL"):
         build_cache({}, images[:3], MODEL, LAYERS, dataset_name="demo", client=client)
+
+
+def test_a_url_of_an_unknown_scheme_says_what_to_install(images):
+    with pytest.raises(CacheError, match=r"'nosuch://bucket/c\.zarr'.*install the package for its scheme"):
+        open_cache("nosuch://bucket/c.zarr")
+    with pytest.raises(CacheError, match=r"no FeatureLens cache at file:///"):
+        open_cache("file:///nonexistent-featurelens/c.zarr")
 
 
 def test_cli_builds_on_a_scheduler(tmp_path, cluster, capsys):

@@ -3,6 +3,8 @@ single-process search on the same real cache and masks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,18 @@ def test_cluster_search_equals_single_process_search(cache, client, layer, mask)
     assert [(h.id, h.window) for h in there.top] == [(h.id, h.window) for h in here.top]
     assert there.device == "dask cluster, 2 workers"
     assert seen[-1] == (15, 15) and len(seen) == 3, seen
+
+
+def test_cluster_search_of_a_cache_at_a_url(cache, client):
+    """Workers open a cache opened from an fsspec URL by that URL (file:// here, s3:// alike)."""
+    from featurelens.caches import open_cache
+
+    at_url = open_cache(Path(cache.where).as_uri())
+    feats_hwc = np.asarray(at_url.features("stage7")[2], np.float32)
+    query = query_from_features(feats_hwc, box_mask(MASKS["2x2 box"], feats_hwc.shape[:2]), model=at_url.model_name,
+                                layer="stage7", image_index=2)
+    there, here = search_on_cluster(at_url, query, client, top_k=5), search(cache, query, top_k=5)
+    assert at_url.where.startswith("file://") and [h.id for h in there.top] == [h.id for h in here.top]
 
 
 def test_cluster_search_refuses_a_mismatched_query(cache, client):

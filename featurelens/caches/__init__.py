@@ -25,12 +25,12 @@ from .reader import FeatureCache, open_cache
 from .repair import RepairResult, repair_cache
 from .sharing import CacheArchiveError, CacheDownloadError, CacheExistsError, InstalledCache, install_cache, pack_cache
 from .recipes import ensure_recipe_cache, recipe_cache_path, recipe_images
-from .stores import StoreLike, as_store
+from .stores import StoreLike, as_store, is_url
 from .table import image_metadata
 
 __all__ = [
     "CACHE_FORMAT", "TARGET_CHUNK_BYTES", "CacheCorruptError", "CacheEntry", "CacheError", "CacheImage",
-    "CacheIncompleteError", "CacheMismatchError", "FeatureCache", "StoreLike", "as_store", "build_cache", "image_metadata",
+    "CacheIncompleteError", "CacheMismatchError", "FeatureCache", "StoreLike", "as_store", "is_url", "build_cache", "image_metadata",
     "cluster_client", "connect_scheduler", "list_caches", "open_cache", "ensure_recipe_cache", "recipe_cache_path", "recipe_images",
     "Catalog", "CatalogEntry", "CatalogError", "CacheArchiveError", "CacheDownloadError", "CacheExistsError",
     "InstalledCache", "add_to_catalog", "install_cache", "load_catalog", "pack_cache",

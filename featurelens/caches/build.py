@@ -37,7 +37,7 @@ from .format import (_FEATURE_DTYPES, _IDENTITY, _SCALES_DIMS, _WRITE_CONFIG, CA
 from .integrity import _probe, _static_paths, find_damage
 from .lock import LOCK_KEY, BuildLock, build_lock
 from .reader import FeatureCache, _check_layout, _setup_stopped, open_cache
-from .stores import StoreLike, as_store, _open_group, _where
+from .stores import StoreLike, as_store, is_url, _open_group, _where
 from .table import _column_values, _metadata_attrs, _static_table, _write_table
 
 __all__ = ["build_cache"]
@@ -72,7 +72,7 @@ def build_cache(store: StoreLike, images: Sequence[CacheImage], model: FeatureMo
         client: a ``distributed.Client`` (see :func:`~featurelens.caches.cluster_client`): one task per
             unfinished chunk; each worker loads the model by its registry name once (cuda if it has
             one, else cpu) and writes its chunks straight into ``store``, which must then be a folder
-            path every worker can reach. Same resume rules, and the same bytes as without a client
+            path or an fsspec URL (``s3://…``) every worker can reach. Same resume rules, and the same bytes as without a client
             (on the same device). ``progress`` is called as chunks finish.
         repair: also decode every chunk of a finished cache and recompute the damaged ones (same
             bytes as before the damage, given the same ``batch_size`` and device). An unfinished
@@ -354,10 +354,13 @@ def _run_chunks(root: zarr.Group, plan: _Plan, images: Sequence[CacheImage | Non
 
 
 def _cluster_path(store: StoreLike) -> str:
-    """The folder a cluster build writes to; workers open it themselves."""
+    """The folder or fsspec URL a cluster build writes to; workers open it themselves."""
+    if is_url(store):
+        return store
     if isinstance(store, (str, os.PathLike)) and not os.fspath(store).lower().endswith(".zip"):
         return os.path.abspath(os.fspath(store))
-    raise CacheError(f"a cluster build needs the cache as a folder path every worker can reach, got {store!r}")
+    raise CacheError(f"a cluster build needs the cache as a folder path or a URL (s3://…) every worker can reach, "
+                     f"got {store!r}")
 
 
 def _run_chunks_on_cluster(client: Any, path: str, plan: _Plan, images: Sequence[CacheImage | None],

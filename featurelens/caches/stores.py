@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -11,14 +12,33 @@ import zarr
 from zarr.abc.store import RangeByteRequest, Store
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
-from zarr.storage import LocalStore, MemoryStore, ZipStore
+from zarr.storage import FsspecStore, LocalStore, MemoryStore, ZipStore
 
 from .errors import CacheAttributesError, CacheError
 
-__all__ = ["StoreLike", "as_store"]
+__all__ = ["StoreLike", "as_store", "is_url"]
 
 StoreLike = str | os.PathLike | Store | dict
-"""A directory path, a ``.zip`` path (read only), a ``dict`` (in memory) or any zarr ``Store``."""
+"""A directory path, a ``.zip`` path (read only), a URL that fsspec opens (``s3://bucket/c.zarr``,
+``gs://…``, ``file:///shared/c.zarr``), a ``dict`` (in memory) or any zarr ``Store``."""
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]+://")  # two letters at least: "C://" stays a Windows path
+
+
+def is_url(store: StoreLike) -> bool:
+    """Whether ``store`` is a URL for fsspec rather than a local path."""
+    return isinstance(store, str) and _URL.match(store) is not None
+
+
+def _fsspec_store(url: str, read_only: bool) -> Store:
+    """The store fsspec opens for ``url`` (its filesystem package, e.g. s3fs, must be installed;
+    credentials come from that package's usual environment and config)."""
+    options = {"auto_mkdir": True} if url.startswith(("file://", "local://")) else None  # object stores have no folders
+    try:
+        return FsspecStore.from_url(url, storage_options=options, read_only=read_only)
+    except (ImportError, ValueError) as exc:
+        raise CacheError(f"cannot open {url!r} through fsspec ({type(exc).__name__}: {exc}); install the package "
+                         "for its scheme (e.g. s3fs for s3://, gcsfs for gs://) or use a folder path") from exc
 
 
 def as_store(store: StoreLike, *, read_only: bool) -> Store:
@@ -27,6 +47,8 @@ def as_store(store: StoreLike, *, read_only: bool) -> Store:
         return store.with_read_only(True) if read_only and not store.read_only else store
     if isinstance(store, dict):
         return MemoryStore(store, read_only=read_only)
+    if is_url(store):
+        return _fsspec_store(store, read_only)
     if isinstance(store, (str, os.PathLike)):
         path = os.fspath(store)
         if path.lower().endswith(".zip"):
@@ -47,7 +69,10 @@ def _close(store: Store) -> None:
 
 
 def _where(store: Store) -> str:
-    """How messages name a store: its folder or file, else its repr."""
+    """How messages name a store: its folder, file or URL, else its repr."""
+    if isinstance(store, FsspecStore):
+        protocol = store.fs.protocol if isinstance(store.fs.protocol, str) else store.fs.protocol[0]
+        return f"{protocol}://{store.path}"
     for attr in ("root", "path"):
         value = getattr(store, attr, None)
         if isinstance(value, (str, Path)):

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..caches import FeatureCache, open_cache
+from ..caches import FeatureCache, is_url, open_cache
 from ..search import ComputeDtype, ProgressFn, Query, SearchError, SearchResult, best_windows, check_cache, rank_windows
 
 __all__ = ["search_on_cluster"]
@@ -39,7 +39,8 @@ def search_on_cluster(cache: FeatureCache, query: Query, client: Any, *, top_k: 
     """:func:`featurelens.search.search` on a Dask cluster: same arguments, same result.
 
     Args:
-        cache: a cache in a folder (or zip) every worker can read at the same path.
+        cache: a cache in a folder (or zip) every worker can read at the same path, or at a URL
+            every worker can open (``s3://…``).
         client: a ``distributed.Client`` (e.g. :func:`featurelens.caches.connect_scheduler`).
         tasks: how many tasks (ranges of whole chunks); default 4 per worker.
         progress: called as ``progress(done_images, total_images)`` as tasks finish.
@@ -52,7 +53,7 @@ def search_on_cluster(cache: FeatureCache, query: Query, client: Any, *, top_k: 
     from distributed import as_completed
 
     check_cache(cache, query)
-    if not Path(cache.where).exists():
+    if not (is_url(cache.where) or Path(cache.where).exists()):
         raise SearchError(f"the cache at {cache.where!r} is not a folder or zip on a shared path: "
                            "a cluster search needs a store every worker can open")
     n, chunk = cache.n_images, int(cache.features(query.layer).chunks[0])
