@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages._ui.shell import shared_sidebar
+from pages._ui.shell import open_link_notices, shared_sidebar
 
 # A file, served by this server: a Material-icon favicon would be fetched from fonts.gstatic.com.
 FAVICON = Path(__file__).parent / "pages" / "_ui" / "static" / "favicon.png"
@@ -39,5 +39,6 @@ PAGES = {
 st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }"
         "[data-testid='stLayoutWrapper']:has(> [class*='st-key-results_']) { min-width: 20rem; }</style>")
 page = st.navigation(PAGES)  # first: registers the pages before anything slow runs
+open_link_notices()
 shared_sidebar()
 page.run()

@@ -66,8 +66,10 @@ def _apply_preset(preset) -> None:
 if present:  # presets stepped by keys, layers by digits, everything else in one "Controls" popover
     preset_stepper(SCENARIO, P, _apply_preset)
     keys_col, controls_col = st.columns([5, 1], vertical_alignment="center")
-    with keys_col:
-        layer_keys([(l, l) for l in layer_names], f"{P}_layer")
+    with keys_col:   # the lesson's layers (all of them would not fit a 1024 px projector); Controls has every one
+        shown = {*model.spec.default_layers, *SCENARIO.layers, *(p.layer for p in SCENARIO.presets if p.layer),
+                 st.session_state[f"{P}_layer"]}
+        layer_keys([(l, l) for l in layer_names if l in shown], f"{P}_layer")
     top = [controls_col.popover("Controls", icon=":material/tune:", width="stretch")] * 4
 else:
     preset_buttons(SCENARIO, P, _apply_preset)

@@ -119,7 +119,7 @@ except SearchError as exc:
     st.stop()
 
 with left:
-    if matches_preset:
+    if matches_preset and not presenting():   # presenting: the note is already in large type
         st.caption(preset.note)
     st.image(mask_outline(image, mask_hw), width="stretch", output_format="JPEG",
              caption=f"The searched region on {layer}'s {grid_hw[0]}×{grid_hw[1]} grid "

@@ -11,6 +11,7 @@ from pages._ui.resources import image_report, load_gallery_image, load_upload, s
 from pages._ui.masked_data import dataset_episode, dataset_folders
 from pages._ui.search import query_canvas
 from pages._ui.shell import ensure_app_shell, plain
+from pages._ui.presentation import presenting
 from pages._ui.widgets import hold, image_credit, image_picker, preset_buttons, scenario_page, set_synced, synced
 
 ensure_app_shell()
@@ -34,6 +35,8 @@ st.session_state.setdefault(f"{P}_layers", [l for l in first.extra["layers"] if 
 st.session_state.setdefault(f"{P}_threshold", first.extra.get("threshold", "otsu"))
 st.session_state.setdefault(f"{P}_preset", first.name)
 st.session_state.setdefault(f"{P}_drawing", 0)
+if presenting():   # the first view is the first preset's: the stepper says "1/4"
+    st.session_state.setdefault(f"{P}_preset_note", first.name)
 
 
 def _apply_preset(preset) -> None:   # the pickers sit in popovers: set_synced shows the new values there

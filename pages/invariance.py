@@ -12,6 +12,7 @@ from pages._ui.resources import get_model, image_report, packed_assets, scenario
 from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.shell import ensure_app_shell, plain
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
+from pages._ui.presentation import presenting
 from pages._ui.widgets import image_credit, image_picker, overlay_controls, preset_buttons, scenario_page, set_synced, synced
 
 ensure_app_shell()
@@ -44,6 +45,8 @@ st.session_state.setdefault(f"{P}_A", defaults.ref)
 st.session_state.setdefault(f"{P}_B", defaults.pin[1])
 st.session_state.setdefault(f"{P}_kind", defaults.mode)
 st.session_state.setdefault(f"{P}_active", "A")
+if url is None and presenting():   # the first view is the first preset's: the stepper says "1/4"
+    st.session_state.setdefault(f"{P}_preset_note", first.name)
 
 
 def _reset_values() -> None:   # the values sit in a popover: set_synced shows the new ones there

@@ -11,6 +11,7 @@ from featurelens.images import bundled_gallery
 from featurelens.similarity import OverlaySettings, strongest_channels, checked_int, hover_state, Bounds, ViewState
 from featurelens.models import layer_rows
 from featurelens.models import label_note
+from pages._ui.presentation import presenting
 from pages._ui.resources import image_report, scenario, view_assets
 from pages._ui.shell import ensure_app_shell
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
@@ -45,6 +46,9 @@ if url is not None:
 if st.session_state.get(f"{P}_layer") not in layer_names:  # first visit, or another model's layer
     st.session_state[f"{P}_layer"] = defaults.layers[0]
 st.session_state.setdefault(f"{P}_opacity", defaults.settings.opacity)
+first = SCENARIO.presets[0]
+if url is None and presenting() and (first.image, first.layer) == (defaults.images[0], defaults.layers[0]):
+    st.session_state.setdefault(f"{P}_preset_note", first.name)   # the first view is the first preset's: "1/2"
 
 
 def _apply_preset(preset) -> None:
@@ -54,21 +58,9 @@ def _apply_preset(preset) -> None:
         st.session_state[f"{P}_layer"] = preset.layer
 
 
-preset_buttons(SCENARIO, P, _apply_preset)
-layer = st.session_state[f"{P}_layer"]  # its picker is drawn with the channels below
-
-left, right = st.columns([1, 1], gap="large")
-with left:
-    image_key, image = image_picker(P, default_id=defaults.images[0])
-if image is None:
-    st.stop()
-report = image_report(model.name, image_key, image)
-
-with left:
-    st.image(image, caption=f"{image.width}×{image.height} px — the model sees it resized to "
-             f"{model.input_hw[1]}×{model.input_hw[0]}",
-             width=int(min(PHOTO_MAX_PX[0], PHOTO_MAX_PX[1] * image.width / image.height)))
-with right:
+def _predictions_and_layers(report, layer: str) -> None:
+    """The top-5 ImageNet labels (with a note when they cannot apply) and the table of layers,
+    the chosen one marked."""
     st.subheader("Top-5 ImageNet labels")
     preds = pd.DataFrame([{"label": p.label, "probability": p.probability, "class": p.index}
                           for p in report.predictions])
@@ -90,11 +82,38 @@ with right:
                  column_config={"label": st.column_config.TextColumn("layer · grid · channels"),
                                 "values per image": st.column_config.NumberColumn("values / image", format="localized")})
 
-st.divider()
-st.subheader(f"Strongest channels of {model.layer_label(layer)}")
-st.caption("Each tile is one channel's activation map (own colour scale; bright = strong). Point at a tile to see "
-           "it large over the image, click it to keep it. The layer is picked here; the sidebar picks the model.")
-layer_col, channel_col, opacity_col = st.columns(3, gap="large")
+
+preset_buttons(SCENARIO, P, _apply_preset)
+layer = st.session_state[f"{P}_layer"]  # its picker is drawn with the channels below
+
+present = presenting()
+if present:   # the presets speak of the channels: they come first, with the photo picker folded beside them
+    controls = st.columns([1, 1, 1, 0.6], gap="large", vertical_alignment="bottom")
+    picker_box = controls[3].popover("Photo", icon=":material/image:", width="stretch")
+else:
+    left, right = st.columns([1, 1], gap="large")
+    picker_box = left
+with picker_box:
+    image_key, image = image_picker(P, default_id=defaults.images[0])
+if image is None:
+    st.stop()
+report = image_report(model.name, image_key, image)
+
+if not present:
+    with left:
+        st.image(image, caption=f"{image.width}×{image.height} px — the model sees it resized to "
+                 f"{model.input_hw[1]}×{model.input_hw[0]}",
+                 width=int(min(PHOTO_MAX_PX[0], PHOTO_MAX_PX[1] * image.width / image.height)))
+    with right:
+        _predictions_and_layers(report, layer)
+    st.divider()
+if present:
+    layer_col, channel_col, opacity_col = controls[:3]
+else:
+    st.subheader(f"Strongest channels of {model.layer_label(layer)}")
+    st.caption("Each tile is one channel's activation map (own colour scale; bright = strong). Point at a tile to "
+               "see it large over the image, click it to keep it. The layer is picked here; the sidebar picks the model.")
+    layer_col, channel_col, opacity_col = st.columns(3, gap="large")
 layer_col.selectbox("Layer", layer_names, key=f"{P}_layer", format_func=model.layer_label,
                     help="Deeper layers: coarser grid, more channels, more abstract features.")
 feats_hwc = report.feats_hwc[layer]

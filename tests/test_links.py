@@ -330,10 +330,24 @@ def test_a_page_without_a_view_in_its_link_presents_from_it_and_names_what_it_ig
         assert not at.exception and at.session_state[f"{prefix}_preset_note"]
     shared_link = lambda: [w for w in _warnings(at) if w.startswith("Shared link")]  # noqa: E731
     assert len(shared_link()) == 1, "the warning stays over reruns until dismissed"
-    at.button(key=f"fl__link_notes_{page}_ok").click().run()
+    at.button(key="fl_link_notices_ok").click().run()
     assert not at.exception and not shared_link()
     at.button(key="fl_present_exit").click().run()
     assert not at.exception and not at.session_state["fl_present"] and "present" not in at.query_params
     assert at.title and at.sidebar.toggle(key="fl_present").value is False
     at.sidebar.toggle(key="fl_present").set_value(True).run()      # the sidebar's toggle, on every scenario page
     assert not at.exception and at.query_params["present"] == "1" and not at.title
+
+
+def test_model_layers_in_presentation_mode_shows_the_channels_its_presets_speak_of_first():
+    """Presented, Model & layers leaves out the top-5 chart and the layers table (the notes speak of
+    channels) and says its first view is the first preset's."""
+    at = _open("model_layers", {"present": "1"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [h for h in at.subheader if "Top-5" in h.value] and not at.dataframe
+    assert any("Cat, late layer (1/2)" in m.value for m in at.markdown)
+    at.button(key="ml_preset_next").click().run()
+    assert not at.exception and at.selectbox(key="ml_layer").value == "stage2"
+    assert any("Coffee, early layer (2/2)" in m.value for m in at.markdown)
+    at.button(key="fl_present_exit").click().run()
+    assert [h for h in at.subheader if "Top-5" in h.value] and at.dataframe

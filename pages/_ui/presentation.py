@@ -19,7 +19,7 @@ import streamlit as st
 
 from featurelens.scenarios import Preset, Scenario
 
-from .shell import plain
+from .shell import link_notice
 
 PRESENT_KEY = "fl_present"
 PRESENT_VIEW_HEIGHT = "calc(100vh - 300px)"  # the views' tallest size: the notice line and keys stay on screen
@@ -38,7 +38,7 @@ def presenting() -> bool:
     if PRESENT_KEY not in st.session_state:
         value = st.query_params.get("present")
         if value not in (None, "0", "1"):
-            st.warning(plain(f"Shared link: ignored present={value[:40]!r}: use present=1 for presentation mode."))
+            link_notice(f"ignored present={value[:40]!r}: use present=1 for presentation mode")
         st.session_state[PRESENT_KEY] = value == "1"
     return bool(st.session_state[PRESENT_KEY])
 
@@ -58,10 +58,10 @@ def presentation_toggle() -> bool:
                            "present=1.")
     if presenting():
         st.html(_CSS)
-    if st.query_params.get("present") != present_param().get("present"):
+    if st.query_params.get_all("present") != ([present_param()["present"]] if presenting() else []):
         if presenting():
             st.query_params["present"] = "1"
-        else:
+        elif "present" in st.query_params:
             del st.query_params["present"]
     return presenting()
 
@@ -77,13 +77,11 @@ def exit_button(container: Any = st) -> None:
 
 
 def presentation_bar(sc: Scenario) -> None:
-    """In presentation mode on a page without presets: the title, the Exit button and the lesson's
-    first "notice" line in large type."""
+    """In presentation mode on a page without presets: the title and the Exit button (no note: a
+    lesson line may speak of results the page has not made yet)."""
     title_col, exit_col = st.columns([6, 1], vertical_alignment="center")
     title_col.markdown(f"**{sc.title}**")
     exit_button(exit_col)
-    if sc.lesson.notice:
-        st.markdown(f"<div class='fl-notice'>{_escape(sc.lesson.notice[0])}</div>", unsafe_allow_html=True)
 
 
 def _step(sc: Scenario, prefix: str, apply: Callable[[Preset], None], offset: int) -> None:
@@ -101,7 +99,7 @@ def preset_stepper(sc: Scenario, prefix: str, apply: Callable[[Preset], None]) -
     if not sc.presets:
         return
     chosen = next((p for p in sc.presets if p.name == st.session_state.get(f"{prefix}_preset_note")), None)
-    back, name_col, forward, leave = st.columns([1, 4, 1, 0.8], vertical_alignment="center")
+    back, name_col, forward, leave = st.columns([1.4, 3.2, 1.4, 0.9], vertical_alignment="center")  # fits 1024 px
     back.button("Previous", icon=":material/chevron_left:", key=f"{prefix}_preset_back", shortcut="PageUp",
                 on_click=_step, args=(sc, prefix, apply, -1), width="stretch")
     forward.button("Next", icon=":material/chevron_right:", key=f"{prefix}_preset_next", shortcut="PageDown",

@@ -6,6 +6,7 @@ page's link carries as ``model=``); each page picks its own layers, next to its 
 from __future__ import annotations
 
 import re
+import threading
 
 import streamlit as st
 
@@ -23,6 +24,40 @@ MODEL_KEY = "fl_model"
 FAILED_KEY = "fl_model_failed"  # {model name: why it could not be loaded}, until the user tries again
 OFFER_KEY = "fl_model_offer"  # a model a link named that must download first: offered, never fetched unasked
 LAYER_RULE = "Every page uses this model; each page picks its own layers, next to its views."
+NOTICES_KEY = "fl__link_notices"  # what a shared link lost, shown until dismissed
+_RUN = threading.local()  # this script run's notice slot (each session's script runs in its own thread)
+
+
+def open_link_notices() -> None:
+    """At the top of the main column, before the sidebar and the page: the slot where a shared
+    link's notices (:func:`link_notice`) appear, with those kept from earlier runs. They stay until
+    dismissed: a page's first rerun (a drawing canvas reporting its size) would otherwise take a
+    once-said warning away before anyone reads it."""
+    _RUN.slot = st.container()
+    _RUN.notes = _RUN.slot.container()
+    _RUN.dismiss_drawn = False
+    for text in st.session_state.get(NOTICES_KEY, []):
+        _draw_notice(text)
+
+
+def link_notice(text: str) -> None:
+    """Say what a shared link lost (``text`` as typed: Markdown is escaped), once per session."""
+    notices = st.session_state.setdefault(NOTICES_KEY, [])
+    if text not in notices:
+        notices.append(text)
+        _draw_notice(text)
+
+
+def _draw_notice(text: str) -> None:
+    slot = getattr(_RUN, "slot", None)
+    if slot is None:  # a page run on its own, without app.py
+        st.warning(plain(f"Shared link: {text}."))
+        return
+    _RUN.notes.warning(plain(f"Shared link: {text}."))
+    if not _RUN.dismiss_drawn:
+        _RUN.dismiss_drawn = True
+        slot.button("Dismiss", key="fl_link_notices_ok", on_click=st.session_state.__setitem__,
+                    args=(NOTICES_KEY, []), help="Hide these notes about the shared link.")
 
 
 def ensure_app_shell() -> None:
@@ -101,12 +136,12 @@ def _model_from_link(names: list[str]) -> None:
         return
     linked = params["model"][-1] if params["model"] else ""
     if linked in fl.list_models() and linked not in names:  # hosted, downloads not allowed
-        st.warning(plain(f"Shared link: {linked} is not installed on this server, which offers "
-                         f"{', '.join(names)}; showing {DEFAULT_MODEL}."))
+        link_notice(f"{linked} is not installed on this server, which offers {', '.join(names)}; "
+                    f"showing {DEFAULT_MODEL}")
         return
     name, warnings = model_from_query(params, names, DEFAULT_MODEL)
     for warning in warnings:
-        st.warning(plain(f"Shared link: {warning}."))
+        link_notice(warning)
     if fl.weights_available(name):
         st.session_state[MODEL_KEY] = name
     else:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from featurelens.similarity import ViewState, from_query, to_query, Bounds
 
-from .shell import link_params, plain
+from .shell import link_notice, link_params
 
 def load_view_from_url(prefix: str, defaults: ViewState, bounds: Bounds) -> ViewState | None:
     """On a session's first run of a page, read the shared link's view, checked against the
@@ -21,7 +21,7 @@ def load_view_from_url(prefix: str, defaults: ViewState, bounds: Bounds) -> View
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     state, warnings = from_query(params, defaults, bounds)
     for warning in warnings:
-        st.warning(plain(f"Shared link: {warning}."))
+        link_notice(warning)
     if params:
         save_view_to_url(state, bounds)
     if state == defaults:

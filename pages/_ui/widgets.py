@@ -11,7 +11,7 @@ from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MO
 import featurelens as fl
 
 from .presentation import presentation_bar, presentation_toggle, preset_stepper, presenting
-from .shell import current_model, link_params, plain
+from .shell import current_model, link_notice, link_params
 from .resources import load_gallery_image, load_upload
 
 
@@ -40,19 +40,17 @@ def scenario_intro(sc: Scenario, *, view_in_link: bool = False) -> None:
 
 
 def _viewless_link_warnings(sc: Scenario) -> None:
-    """On the page's first run in a session, the link's parameters it ignores: dropped from the
-    address bar, and said in a warning that stays until dismissed (the page's first rerun, e.g.
-    a drawing canvas reporting its size, would otherwise take it away before anyone reads it)."""
-    key = f"fl__link_notes_{sc.id}"
-    if key not in st.session_state:
-        st.session_state[key] = viewless_link_notes({k: st.query_params.get_all(k) for k in st.query_params})
-        if st.session_state[key]:
-            st.query_params.from_dict(link_params())
-    if not st.session_state[key]:
+    """On the page's first run in a session, the link's parameters it ignores: said once
+    (:func:`~pages._ui.shell.link_notice`) and dropped from the address bar."""
+    key = f"fl__link_read_{sc.id}"
+    if st.session_state.get(key):
         return
-    text_col, ok_col = st.columns([8, 1], vertical_alignment="center")
-    text_col.warning(plain(" ".join(f"Shared link: {note}." for note in st.session_state[key])))
-    ok_col.button("Dismiss", key=f"{key}_ok", on_click=st.session_state.__setitem__, args=(key, []), width="stretch")
+    st.session_state[key] = True
+    notes = viewless_link_notes({k: st.query_params.get_all(k) for k in st.query_params})
+    for note in notes:
+        link_notice(note)
+    if notes:
+        st.query_params.from_dict(link_params())
 
 
 def scenario_page(sc: Scenario, *, view_in_link: bool = False) -> fl.FeatureModel:

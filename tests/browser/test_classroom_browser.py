@@ -131,21 +131,29 @@ def test_presentation_mode_opens_from_a_link_and_steps_by_keys(browser, app_url)
 
 
 def test_presentation_mode_and_a_stale_link_on_a_page_with_a_drawing_canvas(browser, app_url):
-    """Few-shot keeps no view in its link: ``present=1`` still presents, the ignored parameter's
-    warning survives the canvas's first rerun, and Exit brings the sidebar back."""
+    """Few-shot keeps no view in its link: ``present=1`` still presents, the notes on what the link
+    lost (an ignored parameter, an unknown model) survive the canvas's first reruns until
+    dismissed, and Exit brings the sidebar back."""
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     try:
         page = context.new_page()
-        open_page(page, f"{app_url}/few_shot?present=1&layers=stage7")
+        open_page(page, f"{app_url}/few_shot?present=1&layers=stage7&model=nosuch")
         expect(page.locator(CANVAS).first).to_be_visible(timeout=60_000)
+        wait_for_app(page)
+        page.wait_for_timeout(2_000)
         wait_for_app(page)
         main = main_area(page)
         expect(main.get_by_text("Shared link: ignored the parameter layers")).to_be_visible()
+        expect(main.get_by_text("Shared link: ignored model='nosuch'")).to_be_visible()
         expect(page.locator('[data-testid="stSidebar"]')).to_be_hidden()
         assert parse_qs(urlsplit(page.url).query) == {"present": ["1"]}
+        expect(main.get_by_text("(1/4)")).to_be_visible()    # the first view is the first preset's
         page.keyboard.press("PageDown")
-        expect(main.get_by_text("(1/4)")).to_be_visible(timeout=30_000)
+        expect(main.get_by_text("(2/4)")).to_be_visible(timeout=30_000)
+        wait_for_app(page)
         screenshot(page, "presentation_few_shot")
+        main.get_by_role("button", name="Dismiss").click()
+        expect(main.get_by_text("Shared link:")).to_have_count(0, timeout=30_000)
         main.get_by_role("button", name="Exit").click()
         expect(page.locator('[data-testid="stSidebar"]')).to_be_visible(timeout=30_000)
         expect(main.get_by_role("heading", name="Few-shot segmentation")).to_be_visible()
