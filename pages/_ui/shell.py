@@ -29,19 +29,21 @@ _RUN = threading.local()  # this script run's notice slot (each session's script
 
 
 def open_link_notices() -> None:
-    """At the top of the main column, before the sidebar and the page: the slot where a shared
-    link's notices (:func:`link_notice`) appear, with those kept from earlier runs. They stay until
-    dismissed: a page's first rerun (a drawing canvas reporting its size) would otherwise take a
-    once-said warning away before anyone reads it."""
-    _RUN.slot = st.container()
-    _RUN.notes = _RUN.slot.container()
-    _RUN.dismiss_drawn = False
-    for text in st.session_state.get(NOTICES_KEY, []):
-        _draw_notice(text)
+    """At the top of the main column, before the sidebar and the page: the notices a shared link
+    left (:func:`link_notice`) in earlier runs, until dismissed — a page's first rerun (a drawing
+    canvas reporting its size) would otherwise take a once-said warning away before anyone reads
+    it. Nothing is drawn when there are none (an empty block would still take room)."""
+    _RUN.slot, _RUN.dismiss_drawn = None, False
+    notices = st.session_state.get(NOTICES_KEY, [])
+    if notices:
+        _RUN.slot = st.container()
+        for text in notices:
+            _draw_notice(text)
 
 
 def link_notice(text: str) -> None:
-    """Say what a shared link lost (``text`` as typed: Markdown is escaped), once per session."""
+    """Say what a shared link lost (``text`` as typed: Markdown is escaped), once per session:
+    where it is found this run, then at the top of the page until dismissed."""
     notices = st.session_state.setdefault(NOTICES_KEY, [])
     if text not in notices:
         notices.append(text)
@@ -49,15 +51,12 @@ def link_notice(text: str) -> None:
 
 
 def _draw_notice(text: str) -> None:
-    slot = getattr(_RUN, "slot", None)
-    if slot is None:  # a page run on its own, without app.py
-        st.warning(plain(f"Shared link: {text}."))
-        return
-    _RUN.notes.warning(plain(f"Shared link: {text}."))
-    if not _RUN.dismiss_drawn:
+    where = getattr(_RUN, "slot", None) or st
+    where.warning(plain(f"Shared link: {text}."))
+    if not getattr(_RUN, "dismiss_drawn", False):
         _RUN.dismiss_drawn = True
-        slot.button("Dismiss", key="fl_link_notices_ok", on_click=st.session_state.__setitem__,
-                    args=(NOTICES_KEY, []), help="Hide these notes about the shared link.")
+        where.button("Dismiss", key="fl_link_notices_ok", on_click=st.session_state.__setitem__,
+                     args=(NOTICES_KEY, []), help="Hide these notes about the shared link.")
 
 
 def ensure_app_shell() -> None:
