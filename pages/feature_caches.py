@@ -15,6 +15,7 @@ from featurelens.hosting import (JobRefused, UnsafePathError, cache_path, check_
 from featurelens.images import IMAGE_EXTENSIONS, GalleryError, bundled_gallery, folder_images, uploaded_images
 from featurelens.models import FeatureModel
 from pages._ui.jobs import build_board, build_status
+from pages._ui.presentation import no_presentation_here
 from pages._ui.shell import current_model, ensure_app_shell, plain, visitor_text
 
 MAX_UPLOADS = 200
@@ -192,6 +193,7 @@ def list_section(folder: Path) -> None:
 
 
 ensure_app_shell()
+no_presentation_here()
 
 st.title("Feature caches")
 st.markdown(

@@ -3,9 +3,11 @@
 import streamlit as st
 
 from pages._ui.resources import ROOT, get_scenarios
+from pages._ui.presentation import no_presentation_here
 from pages._ui.shell import ensure_app_shell
 
 ensure_app_shell()
+no_presentation_here()
 
 st.title("FeatureLens")
 st.markdown(

@@ -351,3 +351,10 @@ def test_model_layers_in_presentation_mode_shows_the_channels_its_presets_speak_
     assert any("Coffee, early layer (2/2)" in m.value for m in at.markdown)
     at.button(key="fl_present_exit").click().run()
     assert [h for h in at.subheader if "Top-5" in h.value] and at.dataframe
+
+
+@pytest.mark.parametrize("page", ["home", "feature_caches"])
+def test_present_on_a_page_that_is_not_a_scenario_is_named_and_dropped(page):
+    at = _open(page, {"present": "1"})
+    assert not at.exception and "present" not in at.query_params
+    assert [w for w in _warnings(at) if "ignored present=: presentation mode is for the scenario pages" in w]

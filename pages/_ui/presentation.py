@@ -43,6 +43,14 @@ def presenting() -> bool:
     return bool(st.session_state[PRESENT_KEY])
 
 
+def no_presentation_here() -> None:
+    """On a page that is not a scenario (Home, Feature caches): a link's ``present=`` is said to be
+    ignored and dropped from the address bar."""
+    if "present" in st.query_params:
+        link_notice("ignored present=: presentation mode is for the scenario pages")
+        del st.query_params["present"]
+
+
 def present_param() -> dict[str, str]:
     """``{"present": "1"}`` in presentation mode, for the address bar; else nothing."""
     return {"present": "1"} if st.session_state.get(PRESENT_KEY) else {}
