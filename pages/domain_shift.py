@@ -25,8 +25,10 @@ scenario_intro(SCENARIO)
 presets = {p.name: p for p in SCENARIO.presets}
 
 
-def _apply_preset() -> None:
-    preset = presets[st.session_state[f"{P}_preset"]]
+def _apply_preset(preset=None) -> None:
+    """The preset picked in the select box, or ``preset`` (the presentation stepper's)."""
+    preset = preset or presets[st.session_state[f"{P}_preset"]]
+    st.session_state[f"{P}_preset"] = preset.name
     st.session_state[f"{P}_preset_note"] = preset.name   # the presentation stepper's current preset
     st.session_state[f"{P}_dataset"] = GENERATED
     st.session_state[f"{P}_label"] = preset.image
@@ -36,17 +38,9 @@ def _apply_preset() -> None:
 
 
 if f"{P}_label" not in st.session_state:
-    st.session_state[f"{P}_preset"] = SCENARIO.presets[0].name
-    _apply_preset()
-
-
-def _step_to(preset) -> None:
-    st.session_state[f"{P}_preset"] = preset.name
-    _apply_preset()
-
-
+    _apply_preset(SCENARIO.presets[0])
 if presenting():
-    preset_stepper(SCENARIO, P, _step_to)
+    preset_stepper(SCENARIO, P, _apply_preset)
 
 others = caches_with("domain", exclude_recipe=SCENARIO.cache_recipe)
 # Views first: the query canvas and the top results side by side under one row of controls; the

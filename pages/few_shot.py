@@ -11,7 +11,6 @@ from pages._ui.resources import image_report, load_gallery_image, load_upload, s
 from pages._ui.masked_data import dataset_episode, dataset_folders
 from pages._ui.search import query_canvas
 from pages._ui.shell import ensure_app_shell, plain
-from pages._ui.presentation import presenting
 from pages._ui.widgets import hold, image_credit, image_picker, preset_buttons, scenario_page, set_synced, synced
 
 ensure_app_shell()
@@ -35,8 +34,6 @@ st.session_state.setdefault(f"{P}_layers", [l for l in first.extra["layers"] if 
 st.session_state.setdefault(f"{P}_threshold", first.extra.get("threshold", "otsu"))
 st.session_state.setdefault(f"{P}_preset", first.name)
 st.session_state.setdefault(f"{P}_drawing", 0)
-if presenting():   # the first view is the first preset's: the stepper says "1/4"
-    st.session_state.setdefault(f"{P}_preset_note", first.name)
 
 
 def _apply_preset(preset) -> None:   # the pickers sit in popovers: set_synced shows the new values there
@@ -55,7 +52,8 @@ source = "gallery"
 if dataset_folders():
     source = st.radio("Images", list(SOURCES), key=f"{P}_images_source", format_func=SOURCES.get, horizontal=True)
 if source == "gallery":
-    preset_buttons(SCENARIO, P, _apply_preset, "**Presets** — one click: support mask, query, method and layers")
+    preset_buttons(SCENARIO, P, _apply_preset, "**Presets** — one click: support mask, query, method and layers",
+                   showing=first)
 preset = next((p for p in SCENARIO.presets if p.name == st.session_state[f"{P}_preset"]), first)
 
 # Views first: the support canvas and the query masks right under the presets; the pickers and the

@@ -12,7 +12,6 @@ from pages._ui.resources import get_model, image_report, packed_assets, scenario
 from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.shell import ensure_app_shell, plain
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
-from pages._ui.presentation import presenting
 from pages._ui.widgets import image_credit, image_picker, overlay_controls, preset_buttons, scenario_page, set_synced, synced
 
 ensure_app_shell()
@@ -45,12 +44,14 @@ st.session_state.setdefault(f"{P}_A", defaults.ref)
 st.session_state.setdefault(f"{P}_B", defaults.pin[1])
 st.session_state.setdefault(f"{P}_kind", defaults.mode)
 st.session_state.setdefault(f"{P}_active", "A")
-if url is None and presenting():   # the first view is the first preset's: the stepper says "1/4"
-    st.session_state.setdefault(f"{P}_preset_note", first.name)
+
+
+def _default_values() -> str:
+    return ", ".join(f"{v:g}" for v in DEFAULT_SWEEPS[st.session_state[f"{P}_kind"]])
 
 
 def _reset_values() -> None:   # the values sit in a popover: set_synced shows the new ones there
-    set_synced(f"{P}_values", ", ".join(f"{v:g}" for v in DEFAULT_SWEEPS[st.session_state[f"{P}_kind"]]))
+    set_synced(f"{P}_values", _default_values())
 
 
 def _apply_preset(preset) -> None:
@@ -66,9 +67,10 @@ def _apply_preset(preset) -> None:
     _reset_values()
 
 
-st.session_state.setdefault(f"{P}_values", ", ".join(f"{v:g}" for v in DEFAULT_SWEEPS[st.session_state[f"{P}_kind"]]))
+st.session_state.setdefault(f"{P}_values", _default_values())
 
-preset_buttons(SCENARIO, P, _apply_preset, "**Presets** — ISO's sweeps, one click each")
+preset_buttons(SCENARIO, P, _apply_preset, "**Presets** — ISO's sweeps, one click each",
+               showing=first if url is None else None)
 
 
 @st.cache_data(show_spinner="Transforming the photo and running the model on every copy…", max_entries=8)

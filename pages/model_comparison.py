@@ -23,8 +23,10 @@ scenario_intro(SCENARIO)
 presets = {p.name: p for p in SCENARIO.presets}
 
 
-def _apply_preset() -> None:
-    preset = presets[st.session_state[f"{P}_preset"]]
+def _apply_preset(preset=None) -> None:
+    """The preset picked in the select box, or ``preset`` (the presentation stepper's)."""
+    preset = preset or presets[st.session_state[f"{P}_preset"]]
+    st.session_state[f"{P}_preset"] = preset.name
     st.session_state[f"{P}_preset_note"] = preset.name   # the presentation stepper's current preset
     st.session_state[f"{P}_image"] = preset.image
     st.session_state[f"{P}_domain"] = preset.extra.get("domain", "photo")
@@ -35,17 +37,9 @@ def _apply_preset() -> None:
 
 
 if f"{P}_image" not in st.session_state:
-    st.session_state[f"{P}_preset"] = SCENARIO.presets[0].name
-    _apply_preset()
-
-
-def _step_to(preset) -> None:
-    st.session_state[f"{P}_preset"] = preset.name
-    _apply_preset()
-
-
+    _apply_preset(SCENARIO.presets[0])
 if presenting():
-    preset_stepper(SCENARIO, P, _step_to)
+    preset_stepper(SCENARIO, P, _apply_preset)
 
 preset_col, *side_cols = st.columns([2.4, 2, 1.4, 2, 1.4])
 preset_col.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset)

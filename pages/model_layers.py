@@ -47,8 +47,7 @@ if st.session_state.get(f"{P}_layer") not in layer_names:  # first visit, or ano
     st.session_state[f"{P}_layer"] = defaults.layers[0]
 st.session_state.setdefault(f"{P}_opacity", defaults.settings.opacity)
 first = SCENARIO.presets[0]
-if url is None and presenting() and (first.image, first.layer) == (defaults.images[0], defaults.layers[0]):
-    st.session_state.setdefault(f"{P}_preset_note", first.name)   # the first view is the first preset's: "1/2"
+first_view_is_first = url is None and (first.image, first.layer) == (defaults.images[0], defaults.layers[0])
 
 
 def _apply_preset(preset) -> None:
@@ -58,7 +57,7 @@ def _apply_preset(preset) -> None:
         st.session_state[f"{P}_layer"] = preset.layer
 
 
-def _predictions_and_layers(report, layer: str) -> None:
+def _predictions_and_layers(model, report, layer: str) -> None:
     """The top-5 ImageNet labels (with a note when they cannot apply) and the table of layers,
     the chosen one marked."""
     st.subheader("Top-5 ImageNet labels")
@@ -83,7 +82,7 @@ def _predictions_and_layers(report, layer: str) -> None:
                                 "values per image": st.column_config.NumberColumn("values / image", format="localized")})
 
 
-preset_buttons(SCENARIO, P, _apply_preset)
+preset_buttons(SCENARIO, P, _apply_preset, showing=first if first_view_is_first else None)
 layer = st.session_state[f"{P}_layer"]  # its picker is drawn with the channels below
 
 present = presenting()
@@ -105,7 +104,7 @@ if not present:
                  f"{model.input_hw[1]}×{model.input_hw[0]}",
                  width=int(min(PHOTO_MAX_PX[0], PHOTO_MAX_PX[1] * image.width / image.height)))
     with right:
-        _predictions_and_layers(report, layer)
+        _predictions_and_layers(model, report, layer)
     st.divider()
 if present:
     layer_col, channel_col, opacity_col = controls[:3]

@@ -10,8 +10,9 @@ build that died (``kill -9``, power loss) is *stale* and taken over with a warni
   runs, is older than :data:`STALE_AFTER_S` (pids of other machines cannot be checked);
 * unreadable lock contents.
 
-Stores without an exclusive create are not locked. In a cluster build only the client (the
-process that called :func:`~featurelens.caches.build_cache`) holds the lock; workers just write chunks.
+The create is atomic on a folder; stores opened through fsspec (``s3://…``) check, then write.
+In a cluster build only the client (the process that called :func:`~featurelens.caches.build_cache`)
+holds the lock; workers just write chunks.
 """
 
 from __future__ import annotations
@@ -81,13 +82,13 @@ def running_build(store: Store) -> LockOwner | None:
 class BuildLock:
     """A held lock; :meth:`touch` refreshes its heartbeat (cheap: writes at most once a minute)."""
 
-    def __init__(self, store: Store | None, owner: LockOwner, where: str):
+    def __init__(self, store: Store, owner: LockOwner, where: str):
         self._store, self.owner, self._where = store, owner, where
         self._touched = time.monotonic()
 
     def touch(self) -> None:
         """Refresh the heartbeat; raise :class:`CacheBusyError` if another build took the lock over."""
-        if self._store is None or time.monotonic() - self._touched < _HEARTBEAT_S:
+        if time.monotonic() - self._touched < _HEARTBEAT_S:
             return
         current = lock_owner(self._store)
         if current is None or current.token != self.owner.token:
@@ -100,10 +101,9 @@ class BuildLock:
 
     def release(self) -> None:
         """Delete the lock if it is still ours."""
-        if self._store is not None:
-            current = lock_owner(self._store)
-            if current is not None and current.token == self.owner.token:
-                sync(self._store.delete(LOCK_KEY))
+        current = lock_owner(self._store)
+        if current is not None and current.token == self.owner.token:
+            sync(self._store.delete(LOCK_KEY))
 
 
 @contextlib.contextmanager
@@ -125,10 +125,7 @@ def _acquire(store: Store, where: str) -> BuildLock:
                      token=uuid.uuid4().hex)
     taken_from: tuple[LockOwner, str] | None = None
     for _ in range(5):
-        try:
-            sync(store.set_if_not_exists(LOCK_KEY, _buffer(mine)))
-        except NotImplementedError:
-            return BuildLock(None, mine, where)  # a store without exclusive create: not locked
+        sync(store.set_if_not_exists(LOCK_KEY, _buffer(mine)))
         raw = _read(store)
         if raw is not None and _parse(raw).token == mine.token:
             if taken_from is not None:

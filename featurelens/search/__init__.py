@@ -29,7 +29,7 @@ from .display import canvas_mask, drawn_or_region_mask, draw_window, grouped_sco
 from .engine import ComputeDtype, ProgressFn, load_features
 from .errors import SearchCancelled, SearchError, SearchMismatchError
 from .image_search import search_image
-from .masks import Region, box_mask, grid_mask, load_mask, mask_box, mask_from_image, parse_box, polygon_mask, region_mask
+from .masks import Region, box_mask, grid_mask, is_box, load_mask, mask_box, mask_from_image, parse_box, polygon_mask, region_mask
 from .quantize import dequantize_int8, quantize_int8
 from .query import Query, query_from_features, query_from_image
 from .results import Hit, SearchResult
@@ -41,5 +41,5 @@ __all__ = [
     "box_mask", "dequantize_int8", "grid_mask", "load_features", "mask_box", "quantize_int8",
     "query_from_features", "search", "search_features",
     "SEARCH_CLAIMS", "SearchEvidence", "ComputeDtype", "load_mask", "mask_from_image", "parse_box",
-    "Region", "polygon_mask", "region_mask", "query_from_image", "search_image",
+    "Region", "is_box", "polygon_mask", "region_mask", "query_from_image", "search_image",
 ]

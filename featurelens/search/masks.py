@@ -21,30 +21,15 @@ import os
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from ..similarity import Region, draw_region, mask_to_grid
 from .errors import SearchError
 
-__all__ = ["Region", "box_mask", "grid_mask", "load_mask", "mask_box", "mask_from_image", "parse_box", "polygon_mask",
-           "region_mask"]
+__all__ = ["Region", "box_mask", "grid_mask", "is_box", "load_mask", "mask_box", "mask_from_image", "parse_box",
+           "polygon_mask", "region_mask"]
 
-Region = Sequence[float] | Sequence[Sequence[float]]
-"""A box ``(x0, y0, x1, y1)`` or a polygon ``((x, y), …)``, in fractions of the image (x right, y down)."""
-
-_SUPERSAMPLE = 16   # a polygon is rasterised at 16× the grid, then area-averaged
-
-
-def _overlap_1d(n_in: int, n_out: int) -> np.ndarray:
-    """``(n_out, n_in)`` weights: the fraction of output cell ``i`` covered by input cell ``p``.
-
-    Input cell ``p`` spans ``[p, p + 1)``, output cell ``i`` spans ``[i, i + 1) · n_in / n_out``;
-    each row sums to 1, so applying it on both axes averages areas exactly.
-    """
-    edges_in = np.arange(n_in + 1, dtype=np.float64)
-    edges_out = np.arange(n_out + 1, dtype=np.float64) * (n_in / n_out)
-    lo = np.maximum(edges_out[:-1, None], edges_in[None, :-1])
-    hi = np.minimum(edges_out[1:, None], edges_in[None, 1:])
-    return np.clip(hi - lo, 0.0, None) * (n_out / n_in)
+_SUPERSAMPLE = 16   # a polygon is rasterised at 16× the grid (pixel centres inside), then area-averaged
 
 
 def grid_mask(mask_any_hw: np.ndarray, grid_hw: Sequence[int]) -> np.ndarray:
@@ -72,9 +57,7 @@ def grid_mask(mask_any_hw: np.ndarray, grid_hw: Sequence[int]) -> np.ndarray:
     if not np.all(np.isfinite(mask)) or mask.min() < 0 or mask.max() > 1:
         raise SearchError(f"mask values must lie in [0, 1], got [{mask.min()}, {mask.max()}]; "
                           "divide an 8-bit mask by 255")
-    rows = _overlap_1d(mask.shape[0], h_out)
-    cols = _overlap_1d(mask.shape[1], w_out)
-    return np.clip(rows @ mask @ cols.T, 0.0, 1.0).astype(np.float32)
+    return mask_to_grid(mask, (h_out, w_out))
 
 
 def box_mask(box_xyxy: Sequence[float], grid_hw: Sequence[int]) -> np.ndarray:
@@ -117,19 +100,17 @@ def polygon_mask(polygon_xy: Sequence[Sequence[float]], grid_hw: Sequence[int]) 
     if not all(0.0 <= v <= 1.0 for p in points for v in p):
         raise SearchError(f"polygon points must lie in [0, 1] (fractions of the image), got {points}")
     h, w = (int(v) for v in grid_hw)
-    canvas = Image.new("L", (w * _SUPERSAMPLE, h * _SUPERSAMPLE), 0)
-    # PIL fills the pixels whose centre is inside: pixel i's centre is at i + 0.5 in image coordinates
-    ImageDraw.Draw(canvas).polygon([(x * w * _SUPERSAMPLE - 0.5, y * h * _SUPERSAMPLE - 0.5) for x, y in points],
-                                   fill=255)
-    return grid_mask(np.asarray(canvas, np.float32) / 255.0, (h, w))
+    return grid_mask(draw_region(points, (h * _SUPERSAMPLE, w * _SUPERSAMPLE)), (h, w))
+
+
+def is_box(region: Region) -> bool:
+    """Whether ``region`` is a box ``(x0, y0, x1, y1)`` (four numbers) rather than a polygon (pairs)."""
+    return all(isinstance(v, (int, float)) for v in region)
 
 
 def region_mask(region: Region, grid_hw: Sequence[int]) -> np.ndarray:
     """A box (four numbers) or a polygon (pairs) as a soft grid mask."""
-    values = list(region)
-    if values and all(isinstance(v, (int, float)) for v in values):
-        return box_mask(values, grid_hw)
-    return polygon_mask(values, grid_hw)
+    return box_mask(region, grid_hw) if is_box(region) else polygon_mask(region, grid_hw)
 
 
 def _cover_1d(lo: float, hi: float, n: int) -> np.ndarray:

@@ -19,10 +19,9 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 from skimage.filters import threshold_otsu
-from skimage.measure import points_in_poly
 from skimage.segmentation import find_boundaries
 
-from ..similarity import mask_to_grid, upsample_map
+from ..similarity import draw_region, mask_to_grid, upsample_map
 from .methods import EmptyMaskError, get_method
 
 __all__ = ["SegmentationResult", "segment", "fuse_scores", "choose_threshold", "iou", "dice", "region_mask",
@@ -98,22 +97,6 @@ def region_mask(mask_any: np.ndarray) -> np.ndarray:
     mask = mask.astype(np.float32)
     top = float(mask.max()) if mask.size else 0.0
     return np.clip(mask / (255.0 if top > 1.0 else 1.0), 0.0, 1.0)
-
-
-def draw_region(region, out_hw: tuple[int, int]) -> np.ndarray:
-    """``(H, W)`` bool mask of a normalised box ``(x0, y0, x1, y1)`` or polygon ``((x, y), …)``
-    (the scenario files' regions) at ``out_hw``: the pixels whose centre lies inside.
-
-    >>> draw_region((0.0, 0.0, 0.5, 1.0), (2, 4)).astype(int).tolist()
-    [[1, 1, 0, 0], [1, 1, 0, 0]]
-    """
-    h, w = int(out_hw[0]), int(out_hw[1])
-    if len(region) == 4 and not isinstance(region[0], (tuple, list)):
-        x0, y0, x1, y1 = (float(v) for v in region)
-        region = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
-    ys, xs = np.mgrid[0:h, 0:w]
-    centres_p2 = np.stack([(xs.ravel() + 0.5) / w, (ys.ravel() + 0.5) / h], axis=1)
-    return points_in_poly(centres_p2, np.asarray(region, np.float64)).reshape(h, w)
 
 
 def segment(support_feats: Mapping[str, np.ndarray], support_mask_hw: np.ndarray,

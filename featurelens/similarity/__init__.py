@@ -10,7 +10,7 @@ one reference across layers or images, shareable view state, NMF parts and chann
 from .metrics import (Metric, METRICS, DEFAULT_METRIC, get_metric, list_metrics, similarity_map,
                       cosine_similarity, angular_similarity, angular_variant, neg_euclidean_similarity,
                       dot_similarity, describe_metric_choice)
-from .locations import (pixel_to_cell, cell_center_px, reference_vector, mask_to_grid, region_reference,
+from .locations import (pixel_to_cell, cell_center_px, reference_vector, mask_to_grid, draw_region, region_reference,
                         channel_map)
 from .overlays import (ColorScale, COLOR_SCALES, get_color_scale, scale_range, shared_range, normalize_map,
                        Colormap, COLORMAPS, colormap_lut, colormap_stops, colorbar_image, UPSAMPLE_MODES,
@@ -36,7 +36,7 @@ __all__ = ['CELL_COLOR', 'COLORMAPS', 'COLOR_SCALES', 'ColorScale', 'Colormap', 
     'cell_center_px', 'channel_map', 'channel_strength', 'colorbar_image', 'colormap_lut',
     'colormap_stops', 'compare_vectors', 'chart_channels', 'cosine_similarity', 'describe_metric_choice', 'dot_similarity',
     'from_query', 'get_color_scale', 'get_metric', 'grid_view', 'image_views', 'layer_views', 'list_metrics',
-    'mask_to_grid', 'neg_euclidean_similarity', 'nmf_parts', 'normalize_map', 'pair_views', 'part_colors',
+    'mask_to_grid', 'draw_region', 'neg_euclidean_similarity', 'nmf_parts', 'normalize_map', 'pair_views', 'part_colors',
     'pixel_to_cell', 'ref_to_px', 'reference_cell', 'reference_vector', 'region_reference', 'render_channel',
     'render_overlay', 'render_parts', 'scale_range', 'shared_range', 'similarity_map', 'strongest_channels',
     'to_query', 'upsample_map', 'APP_KEYS', 'model_from_query', 'viewless_link_notes',

@@ -30,9 +30,9 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, model_validator
-from skimage.measure import points_in_poly
 
 from .activations import strongest_channels
+from .locations import draw_region
 from .metrics import METRICS
 from .overlays import normalize_map
 from .parts import PartsResult, nmf_parts
@@ -76,18 +76,13 @@ def region_cells(region: Region, grid_hw: tuple[int, int]) -> np.ndarray:
     """``(H, W)`` bool: the cells of a ``grid_hw`` layer whose centre lies in ``region``, or
     the cell under the region's centre when no centre does."""
     h, w = int(grid_hw[0]), int(grid_hw[1])
-    ys, xs = np.mgrid[0:h, 0:w]
-    centres_p2 = np.stack([(xs.ravel() + 0.5) / w, (ys.ravel() + 0.5) / h], axis=1)
-    if isinstance(region[0], (tuple, list)):
-        verts_v2 = np.asarray(region, dtype=np.float64)
-        inside_hw = points_in_poly(centres_p2, verts_v2).reshape(h, w)
-        centre = verts_v2.mean(axis=0)
-    else:
-        x0, y0, x1, y1 = region
-        inside_hw = ((centres_p2[:, 0] >= x0) & (centres_p2[:, 0] <= x1) & (centres_p2[:, 1] >= y0)
-                     & (centres_p2[:, 1] <= y1)).reshape(h, w)
-        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    inside_hw = draw_region(region, (h, w))
     if not inside_hw.any():
+        if isinstance(region[0], (tuple, list)):
+            centre = np.asarray(region, dtype=np.float64).mean(axis=0)
+        else:
+            x0, y0, x1, y1 = region
+            centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
         inside_hw[min(int(centre[1] * h), h - 1), min(int(centre[0] * w), w - 1)] = True
     return inside_hw
 

@@ -13,10 +13,12 @@ import math
 from typing import Any
 
 import numpy as np
+from skimage.measure import points_in_poly
 
 from .metrics import _to_numpy
 
-__all__ = ["pixel_to_cell", "cell_center_px", "reference_vector", "mask_to_grid", "region_reference", "channel_map"]
+__all__ = ["pixel_to_cell", "cell_center_px", "reference_vector", "mask_to_grid", "draw_region", "region_reference",
+           "channel_map"]
 
 
 # --------------------------------------------------------------------------- locations
@@ -113,6 +115,22 @@ def mask_to_grid(mask_hw: Any, grid_hw: tuple[int, int]) -> np.ndarray:
     rows = _area_matrix(mask.shape[0], grid_hw[0])
     cols = _area_matrix(mask.shape[1], grid_hw[1])
     return np.clip(rows @ mask @ cols.T, 0.0, 1.0).astype(np.float32)
+
+
+def draw_region(region: Any, out_hw: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` bool mask of a normalised box ``(x0, y0, x1, y1)`` or polygon ``((x, y), …)``
+    (the scenario files' regions) at ``out_hw``: the pixels whose centre lies inside.
+
+    >>> draw_region((0.0, 0.0, 0.5, 1.0), (2, 4)).astype(int).tolist()
+    [[1, 1, 0, 0], [1, 1, 0, 0]]
+    """
+    h, w = int(out_hw[0]), int(out_hw[1])
+    if len(region) == 4 and not isinstance(region[0], (tuple, list)):
+        x0, y0, x1, y1 = (float(v) for v in region)
+        region = ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+    ys, xs = np.mgrid[0:h, 0:w]
+    centres_p2 = np.stack([(xs.ravel() + 0.5) / w, (ys.ravel() + 0.5) / h], axis=1)
+    return points_in_poly(centres_p2, np.asarray(region, np.float64)).reshape(h, w)
 
 
 def region_reference(feats_hwc: Any, mask_hw: Any) -> np.ndarray:

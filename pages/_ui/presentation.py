@@ -66,10 +66,10 @@ def presentation_toggle() -> bool:
                            "present=1.")
     if presenting():
         st.html(_CSS)
-    if st.query_params.get_all("present") != ([present_param()["present"]] if presenting() else []):
+    if st.query_params.get_all("present") != list(present_param().values()):
         if presenting():
             st.query_params["present"] = "1"
-        elif "present" in st.query_params:
+        else:
             del st.query_params["present"]
     return presenting()
 

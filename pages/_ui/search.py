@@ -17,7 +17,7 @@ from featurelens.caches import (CacheError, FeatureCache, connect_scheduler, ens
                                 recipe_images)
 from featurelens.config import dask_scheduler
 from featurelens.scenarios import load_recipes
-from featurelens.search import Region, SearchResult, draw_window, load_features
+from featurelens.search import Region, SearchResult, draw_window, is_box, load_features
 from pages._ui.resources import ROOT, get_model
 from pages._ui.shell import visitor_text
 
@@ -170,13 +170,12 @@ def _initial_drawing(region: Region | None, width: int, height: int) -> dict | N
     """A box ``(x0, y0, x1, y1)`` as a fabric.js rectangle, a polygon ``((x, y), …)`` as a filled path."""
     if region is None:
         return None
-    values = list(region)
-    if all(isinstance(v, (int, float)) for v in values):
-        x0, y0, x1, y1 = values
+    if is_box(region):
+        x0, y0, x1, y1 = region
         shape = {"type": "rect", "left": x0 * width, "top": y0 * height, "width": (x1 - x0) * width,
                  "height": (y1 - y0) * height}
     else:
-        points = [(x * width, y * height) for x, y in values]
+        points = [(x * width, y * height) for x, y in region]
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         shape = {"type": "path", "left": min(xs), "top": min(ys), "width": max(xs) - min(xs), "height": max(ys) - min(ys),
                  "path": [["M", *points[0]], *[["L", *p] for p in points[1:]], ["z"]]}

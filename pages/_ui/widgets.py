@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from featurelens.images import ImageLoadError, bundled_gallery
-from featurelens.scenarios import Scenario
+from featurelens.scenarios import Preset, Scenario
 from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MODES, OverlaySettings, viewless_link_notes
 
 import featurelens as fl
@@ -26,9 +26,9 @@ def render_lesson(sc: Scenario, expanded: bool = False) -> None:
 
 def scenario_intro(sc: Scenario, *, view_in_link: bool = False) -> None:
     """A scenario page's start: the sidebar's presentation toggle, then the title and lesson or,
-    in presentation mode, the chrome hidden (and, without presets, a bar with the title, the
-    lesson's first notice and Exit). A page whose link holds no view (``view_in_link`` False)
-    warns once per session about a shared link's other parameters and drops them."""
+    in presentation mode, the chrome hidden (and, without presets, a bar with the title and Exit).
+    A page whose link holds no view (``view_in_link`` False) names a shared link's other
+    parameters in a note and drops them."""
     if presentation_toggle():
         if not sc.presets:
             presentation_bar(sc)
@@ -36,16 +36,12 @@ def scenario_intro(sc: Scenario, *, view_in_link: bool = False) -> None:
         st.title(sc.title)
         render_lesson(sc)
     if not view_in_link:
-        _viewless_link_warnings(sc)
+        _viewless_link_warnings()
 
 
-def _viewless_link_warnings(sc: Scenario) -> None:
-    """On the page's first run in a session, the link's parameters it ignores: said once
-    (:func:`~pages._ui.shell.link_notice`) and dropped from the address bar."""
-    key = f"fl__link_read_{sc.id}"
-    if st.session_state.get(key):
-        return
-    st.session_state[key] = True
+def _viewless_link_warnings() -> None:
+    """The link's parameters a page without a view in its link ignores: said
+    (:func:`~pages._ui.shell.link_notice`) and dropped from the address bar, so the next run finds none."""
     notes = viewless_link_notes({k: st.query_params.get_all(k) for k in st.query_params})
     for note in notes:
         link_notice(note)
@@ -62,11 +58,14 @@ def scenario_page(sc: Scenario, *, view_in_link: bool = False) -> fl.FeatureMode
     return model
 
 
-def preset_buttons(sc: Scenario, prefix: str, apply, title: str = "**Presets**") -> None:
+def preset_buttons(sc: Scenario, prefix: str, apply, title: str = "**Presets**", *, showing: Preset | None = None) -> None:
     """One button per preset (``apply(preset)`` on click) and, once one is chosen, its note on the
     page in plain view: a tooltip is invisible on a projector or a touch screen. In presentation
-    mode, the preset stepper instead (PageDown / PageUp)."""
+    mode, the preset stepper instead (PageDown / PageUp), which counts from ``showing``: the preset
+    the page's first view already shows, if any."""
     if presenting():
+        if showing is not None:
+            st.session_state.setdefault(f"{prefix}_preset_note", showing.name)
         preset_stepper(sc, prefix, apply)
         return
 
