@@ -4,10 +4,10 @@ fused, upsampled to the image and thresholded (a number, or Otsu's automatic cho
 >>> rng = np.random.default_rng(0)
 >>> a_c, b_c = rng.normal(size=8), rng.normal(size=8)
 >>> feats_hwc = np.where(np.arange(4)[None, :, None] < 2, a_c, b_c).repeat(4, 0).astype(np.float32)  # left: a
->>> mask_hw = np.zeros((8, 8)); mask_hw[:, :4] = 1
->>> result = segment({"l": feats_hwc}, mask_hw, {"l": feats_hwc}, out_hw=(8, 8))
+>>> mask_hw = np.zeros((4, 4)); mask_hw[:, :2] = 1
+>>> result = segment({"l": feats_hwc}, mask_hw, {"l": feats_hwc}, out_hw=(4, 4))
 >>> result.mask_hw[0].astype(int).tolist(), iou(result.mask_hw, mask_hw > 0)
-([1, 1, 1, 1, 0, 0, 0, 0], 1.0)
+([1, 1, 0, 0], 1.0)
 """
 
 from __future__ import annotations
