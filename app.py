@@ -35,8 +35,10 @@ PAGES = {
 
 # Streamlit's main column starts 6rem down; 2.5rem leaves room for the header and brings the views
 # above the fold on a 1280×720 projector. A search page's results (a container keyed "results_…", next
-# to the fixed-width query canvas) wrap under the canvas rather than shrink below 20rem.
+# to the fixed-width query canvas) wrap under the canvas rather than shrink below 20rem. A shared link's
+# notices (shell.link_notice) can come first on the page: they start below the header, as a title does.
 st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 2.5rem; }"
+        ".st-key-fl_link_notices { padding-top: 1.25rem; }"
         "[data-testid='stLayoutWrapper']:has(> [class*='st-key-results_']) { min-width: 20rem; }</style>")
 page = st.navigation(PAGES)  # first: registers the pages before anything slow runs
 open_link_notices()

@@ -170,6 +170,27 @@ def test_a_bad_link_value_gives_one_warning_and_a_clean_address_bar(page, params
     _assert_link_is_the_view(at, page)
 
 
+def _notices_and_buttons(node, found: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """The main column's warnings and buttons in page order: (kind, warning text or button key)."""
+    kind = type(node).__name__
+    if kind in ("Warning", "Button"):
+        found.append((kind, node.value if kind == "Warning" else node.key))
+    for child in (node.children.values() if isinstance(getattr(node, "children", None), dict) else []):
+        _notices_and_buttons(child, found)
+    return found
+
+
+def test_a_link_s_notices_stand_together_above_one_dismiss_button():
+    at = _open("layer_hierarchy", {"images": "/etc/passwd,chelsea", "layers": "stage99", "metric": "__import__"})
+    assert not at.exception
+    order = _notices_and_buttons(at.main, [])
+    notices = [i for i, (kind, text) in enumerate(order) if kind == "Warning" and text.startswith("Shared link")]
+    dismiss = [i for i, (kind, key) in enumerate(order) if key == "fl_link_notices_ok"]
+    assert len(notices) == 3 and dismiss == [notices[-1] + 1], order[:6]
+    assert "choose one of cosine, angular, neg_euclidean, dot" in _warnings(at)[2]
+    assert not [w for w in _warnings(at) if "featurelens." in w], "no Python names in what a visitor reads"
+
+
 def test_link_warnings_show_markdown_as_text():
     at = _open("layer_hierarchy", {"cmap": "[click](http://evil.example) ![x](http://evil.example/x.png)"})
     body = at.warning[0].value

@@ -32,6 +32,7 @@ from dataclasses import dataclass, fields, replace
 from numbers import Integral
 from typing import Callable, Collection, Mapping
 
+from .metrics import list_metrics
 from .views import OverlaySettings
 
 __all__ = ["ViewState", "Bounds", "to_query", "from_query", "checked_int", "APP_KEYS", "model_from_query",
@@ -217,8 +218,9 @@ def _read_setting(name: str) -> Callable[[str, ViewState, Bounds], tuple[ViewSta
         value = _float(text) if name == "opacity" else text
         try:
             return replace(state, settings=replace(state.settings, **{name: value})), None
-        except KeyError as exc:  # an unknown metric: its message is the key error's argument
-            raise ValueError(exc.args[0]) from None
+        except KeyError:  # an unknown metric (the other settings raise ValueError)
+            raise ValueError(f"unknown similarity metric {_show(text)}; choose one of {', '.join(list_metrics())}") \
+                from None
     return read
 
 

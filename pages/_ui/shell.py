@@ -33,30 +33,28 @@ def open_link_notices() -> None:
     left (:func:`link_notice`) in earlier runs, until dismissed — a page's first rerun (a drawing
     canvas reporting its size) would otherwise take a once-said warning away before anyone reads
     it. Nothing is drawn when there are none (an empty block would still take room)."""
-    _RUN.slot, _RUN.dismiss_drawn = None, False
-    notices = st.session_state.get(NOTICES_KEY, [])
-    if notices:
-        _RUN.slot = st.container()
-        for text in notices:
-            _draw_notice(text)
+    _RUN.slot = None
+    for text in st.session_state.get(NOTICES_KEY, []):
+        _notice_slot().warning(plain(f"Shared link: {text}."))
 
 
 def link_notice(text: str) -> None:
     """Say what a shared link lost (``text`` as typed: Markdown is escaped), once per session:
-    where it is found this run, then at the top of the page until dismissed."""
+    with the others where the first is found this run, then at the top of the page until dismissed."""
     notices = st.session_state.setdefault(NOTICES_KEY, [])
     if text not in notices:
         notices.append(text)
-        _draw_notice(text)
+        _notice_slot().warning(plain(f"Shared link: {text}."))
 
 
-def _draw_notice(text: str) -> None:
-    where = getattr(_RUN, "slot", None) or st
-    where.warning(plain(f"Shared link: {text}."))
-    if not getattr(_RUN, "dismiss_drawn", False):
-        _RUN.dismiss_drawn = True
-        where.button("Dismiss", key="fl_link_notices_ok", on_click=st.session_state.__setitem__,
-                     args=(NOTICES_KEY, []), help="Hide these notes about the shared link.")
+def _notice_slot():
+    """This run's block of link notices, made where the first one is said, with one Dismiss
+    button below it (later notices join the block, above the button)."""
+    if getattr(_RUN, "slot", None) is None:
+        _RUN.slot = st.container(key="fl_link_notices")
+        st.button("Dismiss", key="fl_link_notices_ok", on_click=st.session_state.__setitem__,
+                  args=(NOTICES_KEY, []), help="Hide these notes about the shared link.")
+    return _RUN.slot
 
 
 def ensure_app_shell() -> None:
