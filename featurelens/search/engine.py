@@ -21,11 +21,16 @@ longer than float32. It also changes the ranking: its top-10 differed in order f
 for the 1×1 mask at N = 5,000 and lost one of the ten for the 2×2 mask at N = 500 (bfloat16 keeps
 8 mantissa bits and the product comes back rounded to bfloat16, so scores closer than ~1e-3
 swap), while float32 reproduced float64's top-10 exactly, order included, for every mask and
-size measured. So float32 is the default and the CPU path; ``"bfloat16"`` stays an option for
-CPUs with AMX/avx512-bf16 and for GPUs, to be checked the same way before use.
+size measured. On a later machine with avx512-bf16 (an AMD EPYC where oneDNN has a native bf16
+kernel), the bare bfloat16 product was 2.1× faster than float32 for a 16-row query, but rows must
+still be converted (float16 → float32 → bfloat16: torch's direct float16 → bfloat16 copy is 4.6×
+slower than both steps), and the whole search took about the same time as float32 (N = 5,000, one
+thread: 0.16 / 0.16 / 0.26 / 0.25 s against 0.10 / 0.15 / 0.25 / 0.31 s for the 1×1, 2×2, 4×4 and
+free-form masks). So float32 is the default and the CPU path; ``"bfloat16"`` stays an option for
+GPUs, to be checked the same way before use.
 
 **Where the time goes.** The product costs ``H·W·K·C`` multiply-adds per image whatever the
-window positions, and runs at ~50–60 GFLOP/s per core (float32, AVX2) — compute-bound for big
+window positions, and runs at ~50–60 GFLOP/s per core (float32, AVX2; ~70 with AVX-512) — compute-bound for big
 masks (4×4: K = 16), memory-bound for small ones. ``q`` is kept as ``(K, C)`` and multiplied as
 ``q_kc @ x_rc.T``: measured with MKL, this is 3–5× faster than ``x_rc @ q_ck`` with a contiguous
 ``(C, K)`` matrix for ``K`` ≤ 8 and up to 1.5× for ``K`` ≤ 20; ``K`` from 9 to 15 is padded with
@@ -102,7 +107,8 @@ class _BlockScorer:
     def __init__(self, prep: _Prepared, device: torch.device):
         self.prep = prep
         self.device = device
-        self._buf_rc: torch.Tensor | None = None
+        self._buf_rc: torch.Tensor | None = None   # (_SUB_ROWS, C) float32: rows converted for the product
+        self._low_rc: torch.Tensor | None = None   # (_SUB_ROWS, C) bfloat16 copy when the product is bfloat16
 
     def __call__(self, block_nhwc: torch.Tensor, scale_nhw: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, H, W, C)`` float/int8 on the device (+ ``(B, H, W)`` scales for int8) →
@@ -139,16 +145,19 @@ class _BlockScorer:
         dots_kr = torch.empty(q_kc.shape[0], rows, dtype=torch.float32)
         norm_r = torch.empty(rows, dtype=torch.float32)
         if self._buf_rc is None or self._buf_rc.shape[1] != channels:
-            self._buf_rc = torch.empty(_SUB_ROWS, channels, dtype=dtype)
+            self._buf_rc = torch.empty(_SUB_ROWS, channels, dtype=torch.float32)
+            self._low_rc = None if dtype == torch.float32 else torch.empty(_SUB_ROWS, channels, dtype=dtype)
         for start in range(0, rows, _SUB_ROWS):
             stop = min(rows, start + _SUB_ROWS)
             buf = self._buf_rc[:stop - start]
-            buf.copy_(x_rc[start:stop])
+            buf.copy_(x_rc[start:stop])  # float16 → float32 is vectorised; float16 → bfloat16 directly is not (4.6× slower)
+            torch.linalg.vector_norm(buf, dim=1, dtype=torch.float32, out=norm_r[start:stop])
             if dtype == torch.float32:
                 torch.mm(q_kc, buf.t(), out=dots_kr[:, start:stop])
             else:  # bfloat16 products come back as bfloat16 on the CPU
-                dots_kr[:, start:stop] = torch.mm(q_kc, buf.t())
-            torch.linalg.vector_norm(buf, dim=1, dtype=torch.float32, out=norm_r[start:stop])
+                low = self._low_rc[:stop - start]
+                low.copy_(buf)
+                dots_kr[:, start:stop] = torch.mm(q_kc, low.t())
         return dots_kr, norm_r.square_()
 
     def _windows(self, dots_kbhw: torch.Tensor, sq_bhw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
