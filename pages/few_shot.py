@@ -175,6 +175,9 @@ with query_col:
         except EmptyMaskError as exc:
             st.info(str(exc))
             st.stop()
+        if truth_hw is not None:  # above the images, so a projector shows the number the preset's note cites
+            st.markdown(f"IoU **{iou(result.mask_hw, truth_hw):.2f}** · Dice **{dice(result.mask_hw, truth_hw):.2f}** "
+                        f"against {truth_words}")
         left, right = st.columns(2) if len(queries) > 1 else (st.container(), st.container())
         left.image(mask_overlay(report.display_hwc_u8, result.mask_hw), width="stretch",
                    caption=f"{plain(caption)} · mask covers {result.coverage:.0%} (threshold {result.threshold:.2f})")
@@ -184,8 +187,5 @@ with query_col:
         if mode == "otsu" and SEG_METHODS[method].natural_threshold is None and result.score_hw.max() < 0.3:
             st.caption(f"No cell of {plain(caption)} is much like the support's object (best score "
                        f"{result.score_hw.max():.2f}); Otsu's threshold still splits the map in two.")
-        if truth_hw is not None:
-            st.markdown(f"IoU **{iou(result.mask_hw, truth_hw):.2f}** · Dice **{dice(result.mask_hw, truth_hw):.2f}** "
-                        f"against {truth_words}")
     st.caption(f"{SEG_METHODS[method].display_name} at {' + '.join(model.layer_label(l) for l in layers)}: "
                f"{SEG_METHODS[method].description}")
