@@ -3,8 +3,8 @@ dataset (Visual Feature Search), and see how scores drop outside the query's dom
 
 import streamlit as st
 
-from featurelens.search import (SearchError, drawn_or_region_mask, grouped_scores, mask_outline, query_from_features,
-                                search_features)
+from featurelens.search import (SearchError, drawn_or_region_mask, group_medians, grouped_scores, mask_outline,
+                                query_from_features, search_features)
 from pages._ui.resources import scenario
 from featurelens.cluster import search_on_cluster
 from pages._ui.search import (cache_features, caches_with, cluster_client, hit_grid, query_canvas, recipe_cache, recipe_image,
@@ -118,12 +118,14 @@ with left:
     st.image(mask_outline(image, mask_hw), width="stretch", output_format="JPEG",
              caption=f"The searched region on {layer}'s {grid_hw[0]}×{grid_hw[1]} grid "
                      f"(a window of {query.box[2]}×{query.box[3]} cells).")
+what = "photo" if dataset == GENERATED else "class"
+grouped = grouped_scores(result.scores_table(), "domain", focus=("label", label), others=f"other {what}s")
 with right:
     st.markdown(f"**Top {len(result.top)} of {int(result.valid_n.sum())} images** — the matched window boxed")
+    st.caption("Median best score, high to low (box plot below): "
+               + " · ".join(f"{group} {median:.2f}" for group, median in group_medians(grouped)))
     if client is not None:
         st.caption(f"Searched on the Dask cluster at `{client.scheduler.address}` ({result.device}).")
     hit_grid(cache, result, columns=3, caption_columns=("label", "domain"))
-what = "photo" if dataset == GENERATED else "class"
-score_boxplot(grouped_scores(result.scores_table(), "domain", focus=("label", label), others=f"other {what}s"),
-              f"Best scores: the {label} images in each domain, and every other {what} — {domain} query, {layer}",
+score_boxplot(grouped, f"Best scores: the {label} images in each domain, and every other {what} — {domain} query, {layer}",
               f"domain of the {label} images")

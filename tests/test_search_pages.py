@@ -31,6 +31,10 @@ def test_domain_shift_page_searches_the_preset_and_plots_every_domain():
     assert captions[0].startswith("The searched region on stage7's 7×7 grid"), captions[0]
     hits = [c for c in captions[1:] if c.startswith("#")]
     assert len(hits) == 10 and sum("chelsea" in c for c in hits) >= 8, hits
+    medians = [c.value for c in at.caption if c.value.startswith("Median best score")]
+    groups = re.findall(r"(?:: | · )([a-z ]+) (\d\.\d\d)", medians[0])
+    assert [g for g, _ in groups][0] == "photo" and "other photos" in dict(groups), medians   # the preset's note
+    assert [float(v) for _, v in groups] == sorted((float(v) for _, v in groups), reverse=True)
     at.selectbox(key="ds_preset").set_value("The cat's eye, in a sketch").run()
     assert not at.exception and at.selectbox(key="ds_domain").value == "sketch"
     at.radio(key="ds_unique").set_value("class / source photo").run()

@@ -16,7 +16,8 @@ from PIL import Image, ImageDraw
 from .errors import SearchError
 from .masks import Region, grid_mask, region_mask
 
-__all__ = ["canvas_mask", "drawn_or_region_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap"]
+__all__ = ["canvas_mask", "drawn_or_region_mask", "draw_window", "group_medians", "grouped_scores", "mask_outline",
+           "top_overlap"]
 
 
 def canvas_mask(canvas_rgba_hw4: np.ndarray | None, grid_hw: Sequence[int]) -> np.ndarray:
@@ -132,3 +133,15 @@ def grouped_scores(table: pd.DataFrame, by: str, *, focus: tuple[str, str] | Non
     rows["group"] = groups
     rows.attrs["order"] = rows.groupby("group")["score"].median().sort_values(ascending=False).index.tolist()
     return rows
+
+
+def group_medians(grouped: pd.DataFrame) -> list[tuple[str, float]]:
+    """``(group, median best score)`` of a :func:`grouped_scores` table, highest first: the box
+    plot's order in one line of text.
+
+    >>> t = pd.DataFrame({"score": [.9, .7, .2], "valid": True, "domain": ["photo", "photo", "sketch"]})
+    >>> [(g, round(m, 2)) for g, m in group_medians(grouped_scores(t, "domain"))]
+    [('photo', 0.8), ('sketch', 0.2)]
+    """
+    medians = grouped.groupby("group")["score"].median()
+    return [(str(group), float(medians[group])) for group in grouped.attrs["order"]]
