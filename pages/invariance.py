@@ -6,9 +6,10 @@ import streamlit as st
 
 from featurelens.images import bundled_gallery
 from featurelens.invariance import (DEFAULT_SWEEPS, TRANSFORM_KINDS, TransformError, affine, invariance_chart,
-                                    invariance_table, parse_transforms, sweep_features)
+                                    invariance_table, parse_transforms, sweep_features, sweep_means)
 from featurelens.similarity import Bounds, OverlaySettings, ViewState, hover_state
 from pages._ui.resources import get_model, image_report, packed_assets, scenario
+from pages._ui.presentation import presenting
 from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.shell import ensure_app_shell, plain
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
@@ -145,13 +146,22 @@ def interactive_views(settings, view_layer: str) -> None:
     state = hover_state(assets, views, settings, mode="images", ref=(0, refs[active]), pin=(0, refs[other]),
                         per_row=COLS_PER_ROW, affines=[np.eye(2, 3), *(affine(t, wh) for t in transforms)],
                         caption=f"{model.name} · {view_layer} · {kind} sweep · reference {active}")
+    table = invariance_table(swept.original, swept.feats, transforms, refs, image_wh=wh,
+                             valid_hws=[im.valid_hw for im in swept.images], metric=settings.metric)
+    means = sweep_means(table, transforms)
+    shown = [f"{name} {means[(name, view_layer)]:.2f}" for name in REFS
+             if (name, view_layer) in means.index and np.isfinite(means[(name, view_layer)])]
+    means_line = (f"Mean similarity of each reference to its corresponding cell over the copies, "
+                  f"{model.layer_label(view_layer)}: {' · '.join(shown)} (every layer in the chart below)") if shown else ""
+    if means_line and presenting():   # the numbers the large note quotes, on a projector's first screen
+        st.caption(means_line)
     similarity_views(assets, state, key=f"{P}_views")
+    if means_line and not presenting():
+        st.caption(means_line)
     st.caption(f"Point at the original or any copy: every copy is coloured by similarity to that point of the "
                f"original ({model.layer_label(view_layer)}, one colour range), and each rings the point's place in it "
                f"(white; {other} orange). A click moves reference **{active}**; black padding is no point of the photo.")
 
-    table = invariance_table(swept.original, swept.feats, transforms, refs, image_wh=wh,
-                             valid_hws=[im.valid_hw for im in swept.images], metric=settings.metric)
     titles = {name: f"{label} ({xy[0]:.2f}, {xy[1]:.2f})" for (name, label), xy in zip(REFS.items(), refs.values())}
     st.markdown("**Similarity of each reference to its corresponding cell** — a gap means the point left the frame")
     x_title = "Zoom towards reference A (×)" if kind == "zoom" else TRANSFORM_KINDS[kind]

@@ -3,6 +3,8 @@ with gaps, the chart, claims on the real model, and the page (AppTest)."""
 
 from __future__ import annotations
 
+import re
+
 import math
 
 import numpy as np
@@ -191,6 +193,9 @@ def test_the_page_draws_a_chart_and_every_preset_runs():
     assert not at.exception, [e.value for e in at.exception]
     assert any("corresponding cell" in m.value for m in at.markdown)
     assert len(at.get("vega_lite_chart")) == 1
+    means = next(c.value for c in at.caption if c.value.startswith("Mean similarity of each reference"))
+    a, b = (float(v) for v in re.findall(r"[AB] (-?\d\.\d\d)", means))
+    assert b > a + 0.2, means   # the first preset's note: the crema (B) stays similar, the handle (A) does not
     for preset in load_scenario(ROOT / "scenarios" / "invariance.toml").presets:
         next(b for b in at.button if b.label == preset.name).click().run()
         assert not at.exception, (preset.name, [e.value for e in at.exception])

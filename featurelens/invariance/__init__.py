@@ -12,12 +12,12 @@ cell across a sweep; :mod:`.chart` draws it (altair); :mod:`.claims` checks the 
 from .transforms import (XY, TransformKind, TRANSFORM_KINDS, Transform, TransformError, DEFAULT_SWEEPS, MAX_TRANSFORMS,
                          MAX_ZOOM, parse_transforms, sweep, apply_transform, valid_mask, affine, map_point, unmap_point)
 from .sweep import (TransformedImage, SweepFeatures, transform_images, sweep_features, invariance_table,
-                    transformed_views, TABLE_COLUMNS)
+                    sweep_means, transformed_views, TABLE_COLUMNS)
 from .chart import invariance_chart, LAYER_COLORS
 from .claims import SweepEvidence, SweepMeanGreater, SweepValue, SweepGaps, SWEEP_CLAIMS
 
 __all__ = ["XY", "TransformKind", "TRANSFORM_KINDS", "Transform", "TransformError", "DEFAULT_SWEEPS", "MAX_TRANSFORMS",
            "MAX_ZOOM", "parse_transforms", "sweep", "apply_transform", "valid_mask", "affine", "map_point", "unmap_point",
            "TransformedImage", "SweepFeatures", "transform_images", "sweep_features", "invariance_table",
-           "transformed_views", "TABLE_COLUMNS", "invariance_chart", "LAYER_COLORS", "SweepEvidence",
+           "sweep_means", "transformed_views", "TABLE_COLUMNS", "invariance_chart", "LAYER_COLORS", "SweepEvidence",
            "SweepMeanGreater", "SweepValue", "SweepGaps", "SWEEP_CLAIMS"]

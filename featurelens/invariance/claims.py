@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from ..similarity.claims import XY, LessonClaim
 from .sweep import invariance_table, sweep_features
-from .transforms import DEFAULT_SWEEPS, parse_transforms
+from .transforms import DEFAULT_SWEEPS, Transform, parse_transforms
 
 __all__ = ["SweepEvidence", "SweepMeanGreater", "SweepValue", "SweepGaps", "SWEEP_CLAIMS"]
 
@@ -69,8 +69,7 @@ class _SweepClaim(LessonClaim):
 
 
 def _moved(series: pd.Series, transform: str) -> pd.Series:
-    identity = {"rotate": 0.0, "zoom": 1.0, "flip": 0.0}[transform]
-    return series[[v % 360 != 0 if transform == "rotate" else v != identity for v in series.index]]
+    return series[[not Transform(transform, float(v)).is_identity for v in series.index]]
 
 
 class SweepMeanGreater(_SweepClaim):

@@ -29,7 +29,7 @@ from ..similarity import (OverlaySettings, draw_ring, get_metric, mask_to_grid, 
 from .transforms import XY, Transform, apply_transform, map_point, valid_mask
 
 __all__ = ["TransformedImage", "SweepFeatures", "transform_images", "sweep_features", "invariance_table",
-           "transformed_views", "TABLE_COLUMNS"]
+           "sweep_means", "transformed_views", "TABLE_COLUMNS"]
 
 TABLE_COLUMNS = ("reference", "layer", "transform", "parameter", "similarity", "row", "col", "padding")
 
@@ -111,6 +111,21 @@ def invariance_table(ref_feats: Mapping[str, np.ndarray], swept_feats: Sequence[
                     padding = 1.0 - float(mask_to_grid(valid_hws[i], target_hwc.shape[:2])[cell])
                 rows.append((name, layer, t.label, float(t.value), sim, *_row_col(cell), padding))
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def sweep_means(table: pd.DataFrame, transforms: Sequence[Transform]) -> pd.Series:
+    """Mean similarity of each reference to its corresponding cell over the copies that move the
+    photo (identity left out, gaps skipped): the numbers a preset's note quotes. ``table`` is an
+    :func:`invariance_table` of ``transforms``; the result is indexed by ``(reference, layer)``.
+
+    >>> t = pd.DataFrame({"reference": "A", "layer": "stage7", "parameter": [0.0, 90.0, 180.0],
+    ...                   "similarity": [1.0, 0.4, np.nan]})
+    >>> sweep_means(t, [Transform("rotate", v) for v in (0.0, 90.0, 180.0)]).round(2).to_dict()
+    {('A', 'stage7'): 0.4}
+    """
+    identity = [float(t.value) for t in transforms if t.is_identity]
+    moved = table[~table["parameter"].isin(identity)]
+    return moved.groupby(["reference", "layer"], sort=False)["similarity"].mean()
 
 
 def transformed_views(ref_feats_hwc: np.ndarray, swept_feats_hwc: Sequence[np.ndarray],
