@@ -3,9 +3,8 @@ with gaps, the chart, claims on the real model, and the page (AppTest)."""
 
 from __future__ import annotations
 
-import re
-
 import math
+import re
 
 import numpy as np
 import pytest
