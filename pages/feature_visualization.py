@@ -13,7 +13,7 @@ from featurelens.images import ImageLoadError, bundled_gallery
 from pages._ui.resources import load_gallery_image, load_upload, scenario
 from pages._ui.search import caches_with, thumbnail
 from pages._ui.shell import ensure_app_shell, plain
-from pages._ui.widgets import hold, image_credit, scenario_page
+from pages._ui.widgets import hold, image_credit, scenario_page, wrapping_columns
 
 ensure_app_shell()
 
@@ -154,7 +154,7 @@ if st.session_state[f"{P}_layer"] not in layer_names:
 
 # Views first: the images and the layer in one row, the rest in a popover, so the progress and the
 # facets come right under it.
-pick_col, layer_col, settings_col, go_col = st.columns([2.6, 1.2, 0.9, 1], vertical_alignment="bottom")
+pick_col, layer_col, settings_col, go_col = wrapping_columns(f"{P}_row", [13, 9.5, 7.5, 8.5], vertical_alignment="bottom")
 hold({f"{P}_source": None, f"{P}_facets": 3, f"{P}_top_k": 30, f"{P}_steps": 100})
 with settings_col.popover("Settings", icon=":material/tune:", width="stretch"):
     source = st.radio("Images from", list(SOURCES), format_func=SOURCES.get, key=f"{P}_source")

@@ -9,7 +9,7 @@ from pages._ui.resources import scenario
 from pages._ui.search import cache_features, hit_grid, query_canvas, recipe_cache, recipe_image, score_boxplot
 from pages._ui.shell import ensure_app_shell
 from pages._ui.presentation import preset_stepper, presenting
-from pages._ui.widgets import scenario_intro
+from pages._ui.widgets import scenario_intro, wrapping_columns
 
 ensure_app_shell()
 
@@ -41,7 +41,7 @@ if f"{P}_image" not in st.session_state:
 if presenting():
     preset_stepper(SCENARIO, P, _apply_preset)
 
-preset_col, *side_cols = st.columns([2.4, 2, 1.4, 2, 1.4])
+preset_col, *side_cols = wrapping_columns(f"{P}_pickers", [13, 8.5, 5.5, 11, 5.5])
 preset_col.selectbox("Preset", list(presets), key=f"{P}_preset", on_change=_apply_preset)
 preset = presets[st.session_state[f"{P}_preset"]]
 sides = {}

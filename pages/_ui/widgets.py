@@ -119,6 +119,17 @@ def image_credit(image_key: str) -> None:
             st.caption(f"Photo: {item.caption} — source: {item.source} · license: {item.license}")
 
 
+def wrapping_columns(key: str, min_rem: list[float], **columns_options) -> list:
+    """Columns at least ``min_rem`` wide, sized in proportion to them: where the screen is wide
+    enough they share one row, and on a narrow one (a projector's 1024 px beside the sidebar) the
+    row wraps instead of cutting the selected values to a few letters."""
+    rules = " ".join(f".st-key-{key} [data-testid='stColumn']:nth-child({i + 1}) {{ min-width: {rem}rem; }}"
+                     for i, rem in enumerate(min_rem))
+    st.html(f"<style>{rules}</style>")
+    with st.container(key=key):
+        return st.columns([rem + 1 for rem in min_rem], **columns_options)   # + 1 rem: a column's share of the gaps
+
+
 def hold(defaults: dict[str, object]) -> None:
     """Keep widget values across reruns the browser has not drawn: a closed popover's widgets
     reach the browser only when it opens, and without this they mount with their default and
