@@ -43,8 +43,9 @@ def invariance_chart(table: pd.DataFrame, x_title: str, *, layer_order: Sequence
     if x_labels:
         label_expr = " : ".join(f"datum.value == {float(v)!r} ? {json.dumps(t)}" for v, t in x_labels.items()) + \
             " : datum.label"
-    x = alt.X("parameter:Q", title=x_title, axis=alt.Axis(values=sorted(set(data["parameter"])), labelFlush=False,
-                                                          labelExpr=label_expr))
+    # Word labels ("original", "flipped") sit inside their panel: centred on its ends, they ran into the next panel's.
+    x = alt.X("parameter:Q", title=x_title, axis=alt.Axis(values=sorted(set(data["parameter"])),
+                                                          labelFlush=bool(x_labels), labelExpr=label_expr))
     y = alt.Y("similarity:Q", title="similarity to the corresponding cell", scale=alt.Scale(domain=[low, 1.0]))
     palette = LAYER_COLORS[: len(order)] if len(order) <= len(LAYER_COLORS) else None
     color = alt.Color("layer:N", sort=order, title="layer", legend=alt.Legend(orient="bottom"),
