@@ -3,8 +3,8 @@ dataset (Visual Feature Search), and see how scores drop outside the query's dom
 
 import streamlit as st
 
-from featurelens.search import (SearchError, drawn_or_region_mask, group_medians, grouped_scores, mask_outline,
-                                query_from_features, search_features)
+from featurelens.search import (SearchError, drawn_or_region_mask, grouped_scores, mask_outline, query_from_features,
+                                search_features)
 from pages._ui.resources import scenario
 from featurelens.cluster import search_on_cluster
 from pages._ui.search import (cache_features, caches_with, cluster_client, hit_grid, query_canvas, recipe_cache, recipe_image,
@@ -123,7 +123,7 @@ grouped = grouped_scores(result.scores_table(), "domain", focus=("label", label)
 with right:
     st.markdown(f"**Top {len(result.top)} of {int(result.valid_n.sum())} images** — the matched window boxed")
     st.caption("Median best score, high to low (box plot below): "
-               + " · ".join(f"{group} {median:.2f}" for group, median in group_medians(grouped)))
+               + " · ".join(f"{group} {median:.2f}" for group, median in grouped.attrs["medians"].items()))
     if client is not None:
         st.caption(f"Searched on the Dask cluster at `{client.scheduler.address}` ({result.device}).")
     hit_grid(cache, result, columns=3, caption_columns=("label", "domain"))

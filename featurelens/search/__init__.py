@@ -25,8 +25,7 @@ and window, the top hits (``top_k(k, unique_by=column)``) and ``scores_table()``
 
 from .claims import SEARCH_CLAIMS, SearchEvidence
 from .api import best_windows, check_cache, rank_windows, search, search_features
-from .display import (canvas_mask, drawn_or_region_mask, draw_window, group_medians, grouped_scores, mask_outline,
-                      top_overlap)
+from .display import canvas_mask, drawn_or_region_mask, draw_window, grouped_scores, mask_outline, top_overlap
 from .engine import ComputeDtype, ProgressFn, load_features
 from .errors import SearchCancelled, SearchError, SearchMismatchError
 from .image_search import search_image
@@ -37,8 +36,7 @@ from .results import Hit, SearchResult
 
 __all__ = [
     "best_windows", "check_cache", "rank_windows",
-    "canvas_mask", "drawn_or_region_mask", "draw_window", "group_medians", "grouped_scores", "mask_outline",
-    "top_overlap",
+    "canvas_mask", "drawn_or_region_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap",
     "Hit", "ProgressFn", "Query", "SearchCancelled", "SearchError", "SearchMismatchError", "SearchResult",
     "box_mask", "dequantize_int8", "grid_mask", "load_features", "mask_box", "quantize_int8",
     "query_from_features", "search", "search_features",

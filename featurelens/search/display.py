@@ -16,8 +16,7 @@ from PIL import Image, ImageDraw
 from .errors import SearchError
 from .masks import Region, grid_mask, region_mask
 
-__all__ = ["canvas_mask", "drawn_or_region_mask", "draw_window", "group_medians", "grouped_scores", "mask_outline",
-           "top_overlap"]
+__all__ = ["canvas_mask", "drawn_or_region_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap"]
 
 
 def canvas_mask(canvas_rgba_hw4: np.ndarray | None, grid_hw: Sequence[int]) -> np.ndarray:
@@ -114,13 +113,16 @@ def grouped_scores(table: pd.DataFrame, by: str, *, focus: tuple[str, str] | Non
 
     Returns:
         the valid rows with a ``group`` column, groups ordered by falling median score
-        (``result.attrs["order"]``).
+        (``result.attrs["order"]``; ``result.attrs["medians"]``: ``{group: median}`` in that
+        order, the box plot's order in numbers).
 
     >>> t = pd.DataFrame({"score": [.9, .5, .2, .1], "valid": True, "domain": ["photo", "sketch", "photo", "sketch"],
     ...                   "source_photo": ["cat", "cat", "cup", "cup"]})
     >>> g = grouped_scores(t, "domain", focus=("source_photo", "cat"))
     >>> list(g["group"]), g.attrs["order"]
     (['photo', 'sketch', 'other source photo', 'other source photo'], ['photo', 'sketch', 'other source photo'])
+    >>> {group: round(median, 2) for group, median in g.attrs["medians"].items()}
+    {'photo': 0.9, 'sketch': 0.5, 'other source photo': 0.15}
     """
     for column in (by, *(focus[:1] if focus else ())):
         if column not in table:
@@ -131,17 +133,7 @@ def grouped_scores(table: pd.DataFrame, by: str, *, focus: tuple[str, str] | Non
         column, value = focus
         groups = groups.where(rows[column].astype(str) == str(value), others or f"other {column.replace('_', ' ')}")
     rows["group"] = groups
-    rows.attrs["order"] = rows.groupby("group")["score"].median().sort_values(ascending=False).index.tolist()
+    medians = rows.groupby("group")["score"].median().sort_values(ascending=False)
+    rows.attrs["order"] = medians.index.tolist()
+    rows.attrs["medians"] = {str(group): float(median) for group, median in medians.items()}
     return rows
-
-
-def group_medians(grouped: pd.DataFrame) -> list[tuple[str, float]]:
-    """``(group, median best score)`` of a :func:`grouped_scores` table, highest first: the box
-    plot's order in one line of text.
-
-    >>> t = pd.DataFrame({"score": [.9, .7, .2], "valid": True, "domain": ["photo", "photo", "sketch"]})
-    >>> [(g, round(m, 2)) for g, m in group_medians(grouped_scores(t, "domain"))]
-    [('photo', 0.8), ('sketch', 0.2)]
-    """
-    medians = grouped.groupby("group")["score"].median()
-    return [(str(group), float(medians[group])) for group in grouped.attrs["order"]]
