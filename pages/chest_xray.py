@@ -20,7 +20,7 @@ from featurelens.xray import (CONFOUNDERS, GroupStatsError, compare_by, compare_
 from pages._ui.jobs import build_board, build_status
 from pages._ui.resources import image_report, load_upload, scenario
 from pages._ui.search import cache_features, get_recipes, hit_grid, query_canvas, thumbnail
-from pages._ui.shell import MODEL_KEY, ensure_app_shell, visitor_text
+from pages._ui.shell import MODEL_KEY, ensure_app_shell, plain, visitor_text
 from pages._ui.widgets import hold, scenario_page
 
 ensure_app_shell()
@@ -235,7 +235,7 @@ with query_col:
         try:
             image_key, _, image = load_upload(file)
         except ImageLoadError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))   # names the visitor's file
             st.stop()
         query_file = Path(file.name).name
     else:

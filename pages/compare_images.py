@@ -8,7 +8,7 @@ from featurelens.images import bundled_gallery, ImageLoadError
 from featurelens.similarity import (NEGATIVE_HANDLING, describe_metric_choice, hover_state, nmf_parts, part_colors,
                                     reference_cell, reference_vector, render_parts, ViewState, Bounds, checked_int)
 from pages._ui.resources import image_report, load_gallery_image, load_upload, scenario, view_assets
-from pages._ui.shell import ensure_app_shell
+from pages._ui.shell import ensure_app_shell, plain
 from pages._ui.presentation import PRESENT_VIEW_HEIGHT, layer_keys, preset_stepper, presenting
 from pages._ui.similarity_view import consume_commit, similarity_views
 from pages._ui.urlstate import load_view_from_url, save_view_to_url
@@ -84,7 +84,7 @@ for upload in uploads or []:
     try:
         entries.append(load_upload(upload))
     except ImageLoadError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))   # names the visitor's file
 if len(entries) > 8:
     st.warning(f"Eight images are compared at most: {', '.join(caption for _, caption, _ in entries[8:])} "
                "left out. Remove some gallery images or uploads to bring them in.")

@@ -59,7 +59,7 @@ def pick_images(source: str) -> list[tuple[str, str, object]]:
             try:
                 entries.append(load_upload(upload))
             except ImageLoadError as exc:
-                st.error(str(exc))
+                st.error(plain(str(exc)))   # names the visitor's file
         return entries
     caches = caches_with("label", exclude_recipe="")
     if not caches:

@@ -108,7 +108,7 @@ def gallery_episode():
         try:
             queries.append((*load_upload(upload), None))
         except ImageLoadError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))   # names the visitor's file
     if len(queries) > MAX_QUERIES:
         st.warning(f"{MAX_QUERIES} query images at most: {', '.join(plain(q[1]) for q in queries[MAX_QUERIES:])} "
                    "left out.")

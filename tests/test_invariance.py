@@ -223,9 +223,11 @@ def test_an_upload_that_is_not_an_image_gives_one_sentence():
     at = _run("invariance")
     at.radio(key="inv_source").set_value("Upload").run()
     assert not at.exception and any("upload" in i.value.lower() for i in at.info)
-    at.file_uploader(key="inv_upload").set_value(("cat.png", b"\x89PNG but not really", "image/png")).run()
+    at.file_uploader(key="inv_upload").set_value(("`cat`_[x].png", b"\x89PNG but not really", "image/png")).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "'cat.png' is not an image" in " ".join(e.value for e in at.error)
+    shown = " ".join(re.sub(r"\\(.)", r"\1", e.value) for e in at.error)   # Markdown-escaped: the name as typed
+    assert "'`cat`_[x].png' is not an image" in shown
+    assert "\\`cat\\`" in at.error[0].value   # escaped, so the browser shows the backticks, not code formatting
 
 
 def test_a_hand_edited_link_is_read_with_warnings_not_errors():

@@ -11,7 +11,7 @@ from featurelens.similarity import COLOR_SCALES, COLORMAPS, METRICS, UPSAMPLE_MO
 import featurelens as fl
 
 from .presentation import presentation_bar, presentation_toggle, preset_stepper, presenting
-from .shell import current_model, link_notice, link_params
+from .shell import current_model, link_notice, link_params, plain
 from .resources import load_gallery_image, load_upload
 
 
@@ -102,7 +102,7 @@ def image_picker(key: str, default_id: str = "chelsea"):
             image_key, _, image = load_upload(upload)
             return image_key, image
         except ImageLoadError as exc:
-            st.error(str(exc))
+            st.error(plain(str(exc)))   # names the visitor's file
             return None, None
     image_id = st.selectbox("Gallery image", ids, key=synced(f"{key}_gallery"),
                             format_func=lambda i: gallery[i].caption,
