@@ -73,6 +73,7 @@ def run_size(n: int, device: torch.device, rounds: int, folder: Path) -> None:
     query_hwc = synth_feats(10**9, 10**9 + 1, prototypes())[0]
     gb = n * BYTES_PER_IMAGE / 1e9
     on_device = load_features(feats, device=device)
+    on_cpu = load_features(feats, device="cpu")
     stored = zarr.create_array(str(folder / f"n{n}.zarr"), shape=feats.shape, chunks=(32, GRID, GRID, CHANNELS),
                                dtype="float16", compressors=None)
     stored[:] = feats
@@ -82,7 +83,7 @@ def run_size(n: int, device: torch.device, rounds: int, folder: Path) -> None:
           f"{'bf16 s':>7s} {'dev/CPU':>8s} {'stream/CPU':>10s} {'bf16/CPU':>9s}")
     for name, mask in masks().items():
         query = query_from_features(query_hwc, mask, model="bench", layer="head")
-        t_cpu, cpu = _median_s(lambda: search_features(feats, query, device="cpu"), torch.device("cpu"), rounds)
+        t_cpu, cpu = _median_s(lambda: search_features(on_cpu, query, device="cpu"), torch.device("cpu"), rounds)
         t_dev, dev = _median_s(lambda: search_features(on_device, query, device=device), device, rounds)
         t_stream, stream = _median_s(lambda: search_features(stored, query, device=device), device, max(1, rounds // 2))
         t_bf16, bf16 = _median_s(lambda: search_features(on_device, query, device=device, compute_dtype="bfloat16"),
@@ -91,7 +92,7 @@ def run_size(n: int, device: torch.device, rounds: int, folder: Path) -> None:
         print(f"{name:9s} {t_cpu:7.3f} {t_dev:7.4f} {gb / t_dev:6.1f} {t_cpu / t_dev:5.0f}× {t_stream:9.3f} "
               f"{gb / t_stream:6.2f} {t_bf16:7.4f} {agreement(_top(dev), ref):>8s} "
               f"{agreement(_top(stream), ref):>10s} {agreement(_top(bf16), ref):>9s}", flush=True)
-    del on_device
+    del on_device, on_cpu
     if device.type == "cuda":
         torch.cuda.empty_cache()
 

@@ -16,7 +16,7 @@ from zarr.storage import LocalStore, MemoryStore
 
 from featurelens.caches import CacheError, CacheMismatchError, build_cache, image_metadata
 from featurelens.images import folder_images
-from featurelens.search import (Query, SearchCancelled, SearchError, SearchMismatchError, box_mask, dequantize_int8,
+from featurelens.search import (FeatureIndex, Query, SearchCancelled, SearchError, SearchMismatchError, box_mask, dequantize_int8,
                                 grid_mask, load_features, load_mask, mask_box, mask_from_image, parse_box,
                                 quantize_int8, query_from_features, query_from_image, search, search_features)
 
@@ -174,8 +174,36 @@ def test_streaming_from_zarr_equals_in_memory(tmp_path, store_kind):
     assert [h.index for h in streamed.top] == [h.index for h in in_memory.top]
     assert seen[-1] == (23, 23) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert len(seen) == 8                              # blocks of 3 images
-    loaded = load_features(array, device="cpu")
-    assert loaded.dtype == torch.float16 and np.array_equal(loaded.numpy(), feats)
+
+
+
+def test_a_loaded_index_holds_the_same_features_and_searches_as_the_array(tmp_path):
+    """load_features re-blocks zarr chunks (4 images) into blocks of 5, cell-major; each image
+    reads back unchanged and the search equals the array's, for float16 and int8 with scales."""
+    feats = random_feats(23, 7, 7, 24, seed=11)
+    array = zarr.create_array(LocalStore(str(tmp_path / "f.zarr")), shape=feats.shape, chunks=(4, 7, 7, 24),
+                              dtype="float16")
+    array[:] = feats
+    loaded = load_features(array, device="cpu", block_images=5)
+    assert isinstance(loaded, FeatureIndex) and loaded.dtype == torch.float16 and loaded.shape == feats.shape
+    assert [b.start for b in loaded.blocks] == [0, 5, 10, 15, 20]
+    assert all(np.array_equal(loaded[i].numpy(), feats[i]) for i in range(-1, 23))
+    with pytest.raises(IndexError, match="out of range for 23 images"):
+        loaded[23]
+    q_nhwc, scale_nhw = quantize_int8(feats)
+    loaded8 = load_features(q_nhwc, device="cpu", scale_nhw=scale_nhw, block_images=6)
+    np.testing.assert_allclose(loaded8[7].numpy(), dequantize_int8(q_nhwc[7:8], scale_nhw[7:8])[0], rtol=1e-6)
+    for name, mask in masks_for(7, 7, seed=3).items():
+        query = query_from_features(feats[2].astype(np.float32), mask, model="toy", layer="l", image_index=2)
+        for held, plain in ((loaded, {"feats_nhwc": feats}),
+                            (loaded8, {"feats_nhwc": q_nhwc, "scale_nhw": scale_nhw})):
+            from_index = search_features(held, query, include_self=True, top_k=23)
+            from_array = search_features(query=query, include_self=True, top_k=23, device="cpu", **plain)
+            np.testing.assert_allclose(from_index.best_scores_n, from_array.best_scores_n, atol=1e-6, rtol=0)
+            np.testing.assert_array_equal(from_index.windows_n4, from_array.windows_n4)
+            assert from_index.device == "cpu", name
+    with pytest.raises(SearchError, match="holds its own scales"):
+        search_features(loaded8, query, scale_nhw=scale_nhw)
 
 
 def test_streaming_can_be_cancelled_and_reports_reader_errors():

@@ -8,10 +8,6 @@ Start with :func:`query_from_image` (or :func:`query_from_features`) and :func:`
 :class:`~featurelens.caches.FeatureCache`; :class:`SearchResult` holds every image's best score
 and window, the top hits (``top_k(k, unique_by=column)``) and ``scores_table()`` for box plots.
 
-Start with :func:`query_from_image` (or :func:`query_from_features`) and :func:`search` over a
-:class:`~featurelens.caches.FeatureCache`; :class:`SearchResult` holds every image's best score
-and window, the top hits (``top_k(k, unique_by=column)``) and ``scores_table()`` for box plots.
-
 >>> import numpy as np
 >>> feats_nhwc = np.zeros((3, 4, 4, 2), np.float32)
 >>> feats_nhwc[:, :, :, 0] = 1
@@ -26,9 +22,10 @@ and window, the top hits (``top_k(k, unique_by=column)``) and ``scores_table()``
 from .claims import SEARCH_CLAIMS, SearchEvidence
 from .api import best_windows, check_cache, rank_windows, search, search_features
 from .display import canvas_mask, drawn_or_region_mask, draw_window, grouped_scores, mask_outline, top_overlap
-from .engine import ComputeDtype, ProgressFn, load_features
+from .engine import ComputeDtype, ProgressFn
 from .errors import SearchCancelled, SearchError, SearchMismatchError
 from .image_search import search_image
+from .index import FeatureIndex, load_features
 from .masks import Region, box_mask, grid_mask, is_box, load_mask, mask_box, mask_from_image, parse_box, polygon_mask, region_mask
 from .quantize import dequantize_int8, quantize_int8
 from .query import Query, query_from_features, query_from_image
@@ -37,7 +34,7 @@ from .results import Hit, SearchResult
 __all__ = [
     "best_windows", "check_cache", "rank_windows",
     "canvas_mask", "drawn_or_region_mask", "draw_window", "grouped_scores", "mask_outline", "top_overlap",
-    "Hit", "ProgressFn", "Query", "SearchCancelled", "SearchError", "SearchMismatchError", "SearchResult",
+    "FeatureIndex", "Hit", "ProgressFn", "Query", "SearchCancelled", "SearchError", "SearchMismatchError", "SearchResult",
     "box_mask", "dequantize_int8", "grid_mask", "load_features", "mask_box", "quantize_int8",
     "query_from_features", "search", "search_features",
     "SEARCH_CLAIMS", "SearchEvidence", "ComputeDtype", "load_mask", "mask_from_image", "parse_box",

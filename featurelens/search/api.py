@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .engine import ComputeDtype, ProgressFn, _is_zarr, _scan
+from .engine import ComputeDtype, ProgressFn, _scan
+from .index import FeatureIndex, is_zarr
 from .errors import SearchError, SearchMismatchError
 from .query import Query
 from .results import SearchResult, _indices
@@ -98,9 +99,11 @@ def search_features(feats_nhwc: Any, query: Query, *, scale_nhw: Any = None,
     """Region search over features held anywhere: the engine behind :func:`search`.
 
     Args:
-        feats_nhwc: ``(N, H, W, C)`` features: numpy or torch (any float dtype, or int8 with
-            ``scale_nhw``; a torch tensor already on ``device`` is used in place), or a zarr array
-            (streamed chunk by chunk with read-ahead).
+        feats_nhwc: ``(N, H, W, C)`` features: a :class:`~featurelens.search.index.FeatureIndex`
+            from :func:`load_features` (held on its device, laid out for search: the fastest for
+            repeated searches), numpy or torch (any float dtype, or int8 with ``scale_nhw``), or a
+            zarr array; arrays are read and laid out block by block ahead of the scoring, in a
+            background thread.
         query: the query; its grid and channels must match ``(H, W, C)``.
         scale_nhw: ``(N, H, W)`` per-cell scales of int8 features (see :func:`quantize_int8`).
         image_ids: ``N`` ids (default ``"0"``, ``"1"``, …).
@@ -176,9 +179,13 @@ def _check_features(feats_nhwc: Any, query: Query, scale_nhw: Any) -> int:
             f"the searched features have (H, W, C) {shape[1:]} but the query features have "
             f"{query.feats_hwc.shape} (layer {query.layer!r}): use the same model, layer and input size for both")
     dtype = str(feats_nhwc.dtype).replace("torch.", "")
+    if isinstance(feats_nhwc, FeatureIndex):
+        if scale_nhw is not None:
+            raise SearchError("a FeatureIndex holds its own scales: pass scale_nhw to load_features, not here")
+        return shape[0]
     if dtype == "int8" and scale_nhw is None:
         raise SearchError("int8 features need scale_nhw (one scale per cell): pass the scales from quantize_int8")
-    if not _is_zarr(feats_nhwc) and dtype not in ("int8", "float16", "bfloat16", "float32", "float64"):
+    if not is_zarr(feats_nhwc) and dtype not in ("int8", "float16", "bfloat16", "float32", "float64"):
         raise SearchError(f"features of dtype {dtype} cannot be searched: use float16/32/64, or int8 with scales")
     if scale_nhw is not None and tuple(scale_nhw.shape) != shape[:3]:
         raise SearchError(f"scale_nhw has shape {tuple(scale_nhw.shape)}, expected {shape[:3]} (one per cell)")

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from ..similarity.claims import Box, LessonClaim
 from .display import top_overlap
-from .engine import load_features
+from .index import load_features
 from .masks import box_mask
 from .query import query_from_features
 from .api import search_features
