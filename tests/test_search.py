@@ -117,6 +117,26 @@ def test_search_equals_plain_float64_vfs(shape, mask_name):
     assert np.all(np.diff(ranked_ref) <= 1e-5)        # hits come in the reference's order
 
 
+def test_blocks_scored_in_several_passes_equal_plain_float64_vfs(monkeypatch):
+    """Blocks larger than a pass (3 images here, 256 in real use) are scored a part at a time:
+    held blocks of 5 (passes of 3 and 2) and streamed blocks of 7 (3, 3 and 1), int8 scales too."""
+    import featurelens.search.engine as engine
+
+    monkeypatch.setattr(engine, "pass_images", lambda channels, device: 3)
+    feats = random_feats(17, 6, 7, 12, seed=13)
+    q_nhwc, scale_nhw = quantize_int8(feats)
+    held = load_features(feats, device="cpu", block_images=5)
+    held8 = load_features(q_nhwc, device="cpu", scale_nhw=scale_nhw, block_images=5)
+    for name, mask in masks_for(6, 7, seed=4).items():
+        query = query_from_features(feats[5].astype(np.float32), mask, model="toy", layer="l", image_index=5)
+        ref = reference_search(feats, feats[5], mask)
+        ref8 = reference_search(dequantize_int8(q_nhwc, scale_nhw), feats[5], mask)
+        for source, kwargs, expected in ((held, {}, ref), (feats, {"block_images": 7}, ref),
+                                         (held8, {}, ref8), (q_nhwc, {"block_images": 7, "scale_nhw": scale_nhw}, ref8)):
+            result = search_features(source, query, top_k=17, include_self=True, device="cpu", **kwargs)
+            _check_against_reference(result, feats, query, expected)
+
+
 def test_reference_notices_a_wrong_weighting():
     """The comparison can fail: weighting cells by m instead of m² changes soft-mask scores."""
     feats = random_feats(8, 5, 5, 6, seed=3)
