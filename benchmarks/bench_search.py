@@ -363,6 +363,8 @@ def main() -> None:
     parser.add_argument("--vfs-rounds", type=int, default=1, help="rounds that also time VFS (default 1: it is slow)")
     parser.add_argument("--no-vfs", action="store_true", help="skip visualfeaturesearch")
     parser.add_argument("--no-real", action="store_true", help="skip the real-feature storage check (PACS)")
+    parser.add_argument("--no-options", action="store_true",
+                        help="skip int8 storage and bf16 compute (they hold two more copies of the first size)")
     parser.add_argument("--stream-gb", type=float, default=3.0, help="size of the streamed Zarr cache (0: skip)")
     parser.add_argument("--budget-gb", type=float, default=1.0, help="memory the streaming search may use")
     parser.add_argument("--stream-dir", type=Path, help="where to write the streamed cache (default: the temp folder)")
@@ -382,7 +384,7 @@ def main() -> None:
     print(HEADER)
     mask_sets = masks()
     rows = [row for i, n in enumerate(sizes)
-            for row in run_size(n, rounds, min(rounds, args.vfs_rounds), with_vfs, mask_sets, with_options=i == 0)]
+            for row in run_size(n, rounds, min(rounds, args.vfs_rounds), with_vfs, mask_sets, with_options=i == 0 and not args.no_options)]
     real = run_real_storage(PACS) if PACS.is_dir() and not args.quick and not args.no_real else None
     stream = run_streaming(stream_gb, args.budget_gb, args.stream_dir) if stream_gb > 0 else None
     if args.json:

@@ -9,7 +9,7 @@ from pages._ui.resources import scenario
 from featurelens.cluster import search_on_cluster
 from pages._ui.search import (cache_features, caches_with, cluster_client, hit_grid, query_canvas, recipe_cache, recipe_image,
                               score_boxplot, thumbnail)
-from pages._ui.shell import ensure_app_shell
+from pages._ui.shell import ensure_app_shell, plain
 from pages._ui.presentation import preset_stepper, presenting
 from pages._ui.widgets import hold, scenario_intro
 
@@ -92,7 +92,7 @@ preset = presets[st.session_state[f"{P}_preset"]]
 matches_preset = dataset == GENERATED and (label, domain) == (preset.image, preset.extra["domain"])
 drawn_box = preset.extra["box"] if matches_preset else None
 with canvas_slot:
-    st.markdown(f"**Draw a region** — `{query_id}`")
+    st.markdown(f"**Draw a region** on {plain(f'{label} · {domain}' if dataset == GENERATED else query_id)}")
     strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{dataset}_{query_id}", image, drawn_box,
                            image_key=f"{dataset}/{query_id}", width=CANVAS_PX)
 

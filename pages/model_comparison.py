@@ -7,7 +7,7 @@ from featurelens.search import (SearchError, drawn_or_region_mask, grouped_score
                                 top_overlap)
 from pages._ui.resources import scenario
 from pages._ui.search import cache_features, hit_grid, query_canvas, recipe_cache, recipe_image, score_boxplot
-from pages._ui.shell import ensure_app_shell
+from pages._ui.shell import ensure_app_shell, plain
 from pages._ui.presentation import preset_stepper, presenting
 from pages._ui.widgets import scenario_intro, wrapping_columns
 
@@ -66,7 +66,7 @@ with left:
 query_id = f"{photo}-full-{domain}"
 drawn_box = preset.extra.get("box") if (photo, domain) == (preset.image, preset.extra.get("domain", "photo")) else None
 with canvas_slot:
-    st.markdown(f"**Draw a region** — `{query_id}`")
+    st.markdown(f"**Draw a region** on {plain(f'{photo} · {domain}')}")
     strokes = query_canvas(f"{P}_{st.session_state[f'{P}_drawing']}_{query_id}",
                            recipe_image(SCENARIO.cache_recipe, query_id), drawn_box, image_key=query_id,
                            width=CANVAS_PX)
