@@ -101,9 +101,10 @@ def search_features(feats_nhwc: Any, query: Query, *, scale_nhw: Any = None,
     Args:
         feats_nhwc: ``(N, H, W, C)`` features: a :class:`~featurelens.search.index.FeatureIndex`
             from :func:`load_features` (held on its device, laid out for search: the fastest for
-            repeated searches), numpy or torch (any float dtype, or int8 with ``scale_nhw``), or a
-            zarr array; arrays are read and laid out block by block ahead of the scoring, in a
-            background thread.
+            repeated searches; ``block_images`` and ``read_ahead`` do not apply), numpy or torch
+            (any float dtype, or int8 with ``scale_nhw``), or a zarr array; arrays are read block
+            by block ahead of the scoring, in a background thread (a tensor already on the
+            accelerator is sliced in place).
         query: the query; its grid and channels must match ``(H, W, C)``.
         scale_nhw: ``(N, H, W)`` per-cell scales of int8 features (see :func:`quantize_int8`).
         image_ids: ``N`` ids (default ``"0"``, ``"1"``, …).

@@ -5,20 +5,26 @@ For a query box of size ``(bh, bw)`` holding ``K`` mask cells ``k`` at offsets `
 
     cos(q, d_u) = Σ_k m_k² <f_query[box + o_k], f[u + o_k]> / (|q| · sqrt(Σ_k m_k² |f[u + o_k]|²))
 
-**Only the products a window uses.** Grid cell ``l`` of an image takes part in window ``u`` as
-mask cell ``k`` only when ``l = u + o_k`` and ``u`` is a valid window, so the cell needs the dot
-products with the query rows of those ``k`` only: ``K_l ≤ K`` of them. Blocks are cell-major
-(:mod:`featurelens.search.index`): cell ``l`` of ``S`` images is ``S`` contiguous rows, and one
-product ``(K_l, C) @ (C, S)`` per cell gives them. The ``(Σ_l K_l, S)`` dot products then reach
-their windows through one ``(P, Σ_l K_l)`` 0/1 matrix (``P`` windows), and the window norms come
-from the cells' squared norms (kept with the features) through one ``(P, H·W)`` matrix of the
-``m_k²``. This costs ``P·K·C`` multiply-adds per image instead of ``H·W·K·C`` for every cell with
-every query row: for a 4×4 box on a 7×7 grid 256·C instead of 784·C, for the benchmark's free-form
-5×5 box 162·C instead of 882·C (``benchmarks/bench_search.py``). Windows whose norm is 0 score 0
-(never NaN).
+**Two ways to get the dot products.** Both end with the window sums: dot products and the
+cells' squared norms (``m_k²``-weighted) summed over the mask cells, one shifted sum per cell.
 
-**Precision on the CPU.** The default ``compute_dtype="float32"`` converts one cell of the block's
-float16 (or int8) rows to float32 at a time (``S × C``, cache-resident) and multiplies in float32.
+* *All cells × all query rows* (:meth:`_BlockScorer._all_cells`): one product ``(K, C) @ (C, R)``
+  over the block's rows in memory order, ``H·W·K·C`` multiply-adds per image. Blocks streamed
+  from an array or a Zarr cache go this way, in image order, with no copy.
+* *Per cell, only the rows its windows use* (:meth:`_BlockScorer._per_cell`): grid cell ``l``
+  takes part in window ``u`` as mask cell ``k`` only when ``l = u + o_k`` for a valid window, so it
+  needs ``K_l ≤ K`` query rows. A :class:`~featurelens.search.index.FeatureIndex` stores cell ``l``
+  of ``S`` images as ``S`` contiguous rows, so one product ``(K_l, C) @ (C, S)`` per cell gives
+  them, and ``index_add_`` adds each row into its window: ``P·K·C`` multiply-adds per image
+  (``P`` windows). For a 4×4 box on a 7×7 grid that is 256·C instead of 784·C, for the benchmark's
+  free-form 5×5 box 162·C instead of 882·C. It is used where it does at most 70% of the other's
+  rows on grids up to 16×16: on a 56×56 grid one call per cell costs more than it saves.
+
+Windows whose norm is 0 score 0 (never NaN).
+
+**Precision on the CPU.** The default ``compute_dtype="float32"`` converts a few rows of float16
+(or int8) at a time to float32 (one cell of a pass, or 1024 rows: cache-resident) and multiplies
+in float32.
 The alternative ``"bfloat16"`` (rows rounded to bfloat16, ``torch.mm`` on bfloat16 tensors, fp32
 accumulation inside oneDNN) was measured with ``benchmarks/bench_search.py``: on an AMD EPYC with
 AVX2 only (no native bf16 kernel in oneDNN) the whole search took 4–5× longer than float32; on an
@@ -49,7 +55,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -63,6 +69,8 @@ __all__ = ["ComputeDtype", "ProgressFn"]
 
 ProgressFn = Callable[[int, int], None]
 ComputeDtype = Literal["float32", "bfloat16"]
+_DOTS_FLOATS = 2**22  # at most 16 MB of dot products (rows × images) per pass: large grids take fewer images
+_CONVERT_ROWS = 1024  # rows converted to float32 at a time by the all-cells product: 5 MB at C = 1280
 
 
 def _torch_dtype(compute_dtype: str) -> torch.dtype:
@@ -71,12 +79,17 @@ def _torch_dtype(compute_dtype: str) -> torch.dtype:
     return torch.float32 if compute_dtype == "float32" else torch.bfloat16
 
 
+def _squared(norms: torch.Tensor, scales: torch.Tensor | None) -> torch.Tensor:
+    """Squared norms of converted rows, times their int8 scales when given (same shape)."""
+    return (norms if scales is None else norms * scales).square()
+
+
 def _padded_k(k: int) -> int:
     """Rows of a cell's query matrix: ``k`` up to 2, else the next multiple of 4 (as fast, measured)."""
     return k if k <= 2 else -(-k // 4) * 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Cell:
     """One grid cell's share of the query: its query rows and where their dot products go."""
 
@@ -89,133 +102,181 @@ class _Cell:
 class _Prepared:
     """The query as the engine uses it, on the search device."""
 
-    cells: tuple[_Cell, ...]
-    dots_rows: int               # Σ_l K_l'
-    gather_pd: torch.Tensor      # (P, dots_rows) float32 0/1: which dot products add up to window p
-    weights_pl: torch.Tensor     # (P, H·W) float32: m_k² where cell l is mask cell k of window p
+    q_kc: torch.Tensor           # (K', C) compute dtype: row k is m_k² · f_query[box + o_k]; K' >= K (zero rows)
+    cells: tuple[_Cell, ...]     # per grid cell, only the rows its windows use
+    window_r: torch.Tensor       # (Σ_l K_l',) int64: the window each cell row adds to (P: none, a padding row)
+    offsets_k: tuple[tuple[int, int], ...]  # o_k = (i_k, j_k) inside the box
+    m2_k: tuple[float, ...]      # m_k²
+    grid_hw: tuple[int, int]     # (H, W)
+    windows_hw: tuple[int, int]  # (ph, pw): window positions; P = ph · pw
     q_norm: float
     dtype: torch.dtype           # the products' dtype
 
+    @property
+    def cell_rows(self) -> int:
+        """Σ_l K_l': query rows multiplied per image by the per-cell products."""
+        return int(self.window_r.shape[0])
+
+    @property
+    def per_cell_pays(self) -> bool:
+        """Per-cell products for grids up to 16×16 when they do at most 70% of the all-cells product's
+        rows (measured on 7×7 to 56×56 grids: past that, one call per cell costs more than it saves)."""
+        h, w = self.grid_hw
+        return h * w <= 256 and self.cell_rows <= 0.7 * h * w * self.q_kc.shape[0]
+
 
 def _prepare(query: Query, device: torch.device, dtype: torch.dtype = torch.float32) -> _Prepared:
-    """Each grid cell's query rows, and the matrices that sum dot products and norms into windows."""
+    """The query rows, each grid cell's share of them, and the window each cell row adds to."""
     r, c, bh, bw = query.box
+    h, w = query.grid_hw
+    ph, pw = h - bh + 1, w - bw + 1
     mask_hw = query.box_mask_hw.astype(np.float64)
     offsets = [(i, j) for i in range(bh) for j in range(bw) if mask_hw[i, j] > 0]
     m2_k = np.array([mask_hw[i, j] ** 2 for i, j in offsets])
-    q_kc = np.stack([query.feats_hwc[r + i, c + j].astype(np.float64) for i, j in offsets]) * m2_k[:, None]
-    served, weights_pl = _windows_of_cells(offsets, m2_k, query.grid_hw, (bh, bw))
-    cells, gather = [], []
+    q_kc = np.zeros((_padded_k(len(offsets)), query.channels), np.float32)
+    q_kc[:len(offsets)] = np.stack([query.feats_hwc[r + i, c + j].astype(np.float64) for i, j in offsets]) * m2_k[:, None]
+    served: list[list[tuple[int, int]]] = [[] for _ in range(h * w)]   # per cell: (k, window p) pairs
+    for k, (i, j) in enumerate(offsets):
+        for u in range(ph):
+            for v in range(pw):
+                served[(u + i) * w + (v + j)].append((k, u * pw + v))
+    to_device = lambda a: torch.from_numpy(a).to(device=device, dtype=dtype)  # noqa: E731
+    cells, window_r = [], []
     for cell, pairs in enumerate(served):
         if not pairs:
             continue
         rows_kc = np.zeros((_padded_k(len(pairs)), query.channels), np.float32)
         rows_kc[:len(pairs)] = q_kc[[k for k, _ in pairs]]
-        cells.append(_Cell(cell, torch.from_numpy(rows_kc).to(device=device, dtype=dtype), len(gather)))
-        gather += [p for _, p in pairs] + [-1] * (len(rows_kc) - len(pairs))
-    gather_pd = np.zeros((weights_pl.shape[0], len(gather)), np.float32)
-    rows = [row for row, p in enumerate(gather) if p >= 0]
-    gather_pd[[gather[row] for row in rows], rows] = 1
-    as_device = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
-    return _Prepared(tuple(cells), len(gather), as_device(gather_pd), as_device(weights_pl), query.norm, dtype)
-
-
-def _windows_of_cells(offsets: list[tuple[int, int]], m2_k: np.ndarray, grid_hw: tuple[int, int],
-                      box_hw: tuple[int, int]) -> tuple[list[list[tuple[int, int]]], np.ndarray]:
-    """Which windows each grid cell serves: per cell ``l`` the pairs ``(k, p)`` with ``l = u_p + o_k``,
-    and ``weights_pl`` ``(P, H·W)``, the ``m_k²`` that sum the cells' squared norms into each window's."""
-    (h, w), (bh, bw) = grid_hw, box_hw
-    ph, pw = h - bh + 1, w - bw + 1
-    served: list[list[tuple[int, int]]] = [[] for _ in range(h * w)]
-    weights_pl = np.zeros((ph * pw, h * w), np.float32)
-    for k, (i, j) in enumerate(offsets):
-        for u in range(ph):
-            for v in range(pw):
-                cell = (u + i) * w + (v + j)
-                served[cell].append((k, u * pw + v))
-                weights_pl[u * pw + v, cell] += m2_k[k]
-    return served, weights_pl
+        cells.append(_Cell(cell, to_device(rows_kc), len(window_r)))
+        window_r += [p for _, p in pairs] + [ph * pw] * (len(rows_kc) - len(pairs))
+    return _Prepared(to_device(q_kc), tuple(cells), torch.tensor(window_r, dtype=torch.int64, device=device),
+                     tuple(offsets), tuple(float(v) for v in m2_k), (h, w), (ph, pw), query.norm, dtype)
 
 
 class _BlockScorer:
-    """Scores cell-major blocks → best score and best window position of each image."""
+    """Scores blocks → best score and best window position of each image, by per-cell products
+    (cell-major blocks where :attr:`_Prepared.per_cell_pays`) or one product of all cells with all
+    query rows and shifted sums (the rest: image-order blocks, large grids, small masks' waste)."""
 
     def __init__(self, prep: _Prepared, device: torch.device, channels: int):
         self.prep = prep
         self.device = device
         self.channels = channels
-        self.step = pass_images(channels, device)
-        self._width = -1           # images of the pass the buffers below are for
-        self._dots_ds: torch.Tensor | None = None          # (Σ_l K_l', width) float32
+        h, w = prep.grid_hw
+        self.cell_step = min(pass_images(channels, device), max(1, _DOTS_FLOATS // max(1, prep.cell_rows)))
+        self.all_step = max(1, _DOTS_FLOATS // (h * w * prep.q_kc.shape[0]))
+        self._width = -1           # images of the per-cell pass the buffers below are for
+        self._dots_rs: torch.Tensor | None = None          # (Σ_l K_l', width) float32: row r = a cell's query row
         self._outs: list[torch.Tensor] = []                # each cell's rows of it
-        self._buf_sc: torch.Tensor | None = None           # (width, C) float32: one cell's rows converted (CPU)
+        self._buf_rc: torch.Tensor | None = None           # rows converted for the product (CPU), float32
 
     def __call__(self, block: CellBlock) -> tuple[torch.Tensor, torch.Tensor]:
         """A block of ``S`` images → ``(best_s float32, position_s int64)``; position ``p`` is window
-        row ``p // pw``, col ``p % pw``. Images are scored ``step`` at a time (see :func:`pass_images`)."""
+        row ``p // pw``, col ``p % pw``. Images are scored a pass at a time (at most
+        :func:`pass_images`, and at most :data:`_DOTS_FLOATS` dot products)."""
+        per_cell = self.prep.per_cell_pays and block.cell_major
+        step = self.cell_step if per_cell else self.all_step
         bests, positions = [], []
-        for start in range(0, block.images, self.step):
-            best, pos = self._score(block, start, min(block.images, start + self.step))
+        for start in range(0, block.images, step):
+            stop = min(block.images, start + step)
+            num_ps, den_ps = (self._per_cell if per_cell else self._all_cells)(block, start, stop)
+            score = num_ps / (den_ps.sqrt() * self.prep.q_norm)
+            best, pos = torch.where(den_ps > 0, score, torch.zeros_like(score)).clamp_(-1.0, 1.0).max(dim=0)
             bests.append(best)
             positions.append(pos)
         return torch.cat(bests), torch.cat(positions)
 
-    def _buffers(self, width: int) -> None:
-        """Buffers for passes of ``width`` images, kept while the width stays (every full pass);
-        the views are made once, not per cell and pass (~5% of a search, measured)."""
+    def _per_cell(self, block: CellBlock, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window dot products and squared norms ``(P, S)`` of a cell-major block, one product per grid cell."""
+        prep, width = self.prep, stop - start
+        self._cell_buffers(width)
+        feats_lsc = block.feats_lsc[:, start:stop]
+        scale_ls = None if block.scale_ls is None else block.scale_ls[:, start:stop]
+        norm_ls = None if block.sq_ls is not None else torch.zeros(
+            feats_lsc.shape[0], width, dtype=torch.float32, device=self.device)  # unused cells keep 0 (weight 0)
+        for cell, out in zip(prep.cells, self._outs):
+            self._dots(cell.q_kc, feats_lsc[cell.cell], out, None if norm_ls is None else norm_ls[cell.cell])
+            if scale_ls is not None:
+                out *= scale_ls[cell.cell]
+        ph, pw = prep.windows_hw
+        num_ps = torch.zeros(ph * pw + 1, width, dtype=torch.float32, device=self.device)
+        num_ps = num_ps.index_add_(0, prep.window_r, self._dots_rs)[:-1]
+        sq_ls = block.sq_ls[:, start:stop] if norm_ls is None else _squared(norm_ls, scale_ls)
+        return num_ps, self._window_sums([sq_ls.view(*prep.grid_hw, width)] * len(prep.m2_k), prep.m2_k, False)
+
+    def _all_cells(self, block: CellBlock, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window dot products and squared norms ``(P, S)`` from one product of every cell with every
+        query row, rows taken in memory order, then one shifted sum per mask cell in that order."""
+        prep, width = self.prep, stop - start
+        h, w = prep.grid_hw
+        rows_rc, cell_major = block.rows(start, stop)
+        dots_kr = torch.empty(prep.q_kc.shape[0], rows_rc.shape[0], dtype=torch.float32, device=self.device)
+        norm_r = None if block.sq_ls is not None else torch.empty(rows_rc.shape[0], dtype=torch.float32,
+                                                                   device=self.device)
+        for first in range(0, rows_rc.shape[0], _CONVERT_ROWS):
+            last = min(rows_rc.shape[0], first + _CONVERT_ROWS)
+            self._dots(prep.q_kc, rows_rc[first:last], dots_kr[:, first:last],
+                       None if norm_r is None else norm_r[first:last])
+        grid = (-1, h, w, width) if cell_major else (-1, width, h, w)   # the rows' memory order
+        scale = None if block.scale_ls is None else block.scale_ls[:, start:stop]
+        if scale is not None:
+            dots_kr = (dots_kr.view(-1, h * w, width) * scale if cell_major
+                       else dots_kr.view(-1, width, h * w) * scale.t()).view(dots_kr.shape)
+        if norm_r is None:
+            sq = block.sq_ls[:, start:stop] if cell_major else block.sq_ls[:, start:stop].t()
+        else:
+            sq = _squared(norm_r.view(h * w, width) if cell_major else norm_r.view(width, h * w),
+                          None if scale is None else (scale if cell_major else scale.t()))
+        dots = dots_kr.view(grid)
+        num_ps = self._window_sums(list(dots[:len(prep.m2_k)]), [1.0] * len(prep.m2_k), not cell_major)
+        den_ps = self._window_sums([sq.reshape(grid[1:])] * len(prep.m2_k), prep.m2_k, not cell_major)
+        return num_ps, den_ps
+
+    def _window_sums(self, grids: list[torch.Tensor], weights: Sequence[float], images_first: bool) -> torch.Tensor:
+        """``Σ_k weights[k] · grids[k][u + o_k]`` for every window ``u``: grids ``(H, W, S)``, or
+        ``(S, H, W)`` when ``images_first`` (summed in their own memory order) → ``(P, S)``."""
+        (ph, pw), width = self.prep.windows_hw, grids[0].shape[0 if images_first else 2]
+        out = torch.zeros((width, ph, pw) if images_first else (ph, pw, width), dtype=torch.float32, device=self.device)
+        for (i, j), grid, weight in zip(self.prep.offsets_k, grids, weights):
+            out.add_(grid[:, i:i + ph, j:j + pw] if images_first else grid[i:i + ph, j:j + pw], alpha=weight)
+        return out.view(width, ph * pw).t() if images_first else out.view(ph * pw, width)
+
+    def _cell_buffers(self, width: int) -> None:
+        """Per-cell buffers for passes of ``width`` images, kept while the width stays (every full
+        pass); the views are made once, not per cell and pass (~5% of a search, measured)."""
         if width == self._width:
             return
         self._width = width
-        self._dots_ds = torch.empty(self.prep.dots_rows, width, dtype=torch.float32, device=self.device)
-        self._outs = [self._dots_ds[cell.row:cell.row + cell.q_kc.shape[0]] for cell in self.prep.cells]
-        self._buf_sc = torch.empty(width, self.channels, dtype=torch.float32) if self.device.type == "cpu" else None
+        self._dots_rs = torch.empty(self.prep.cell_rows, width, dtype=torch.float32, device=self.device)
+        self._outs = [self._dots_rs[cell.row:cell.row + cell.q_kc.shape[0]] for cell in self.prep.cells]
 
-    def _score(self, block: CellBlock, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-        prep = self.prep
-        self._buffers(stop - start)
-        whole = start == 0 and stop == block.images
-        feats_lsc = block.feats_lsc if whole else block.feats_lsc[:, start:stop]
-        norm_ls = None  # computed here when the block has no squared norms; unused cells keep 0 (weight 0)
-        if block.sq_ls is None:
-            norm_ls = torch.zeros(feats_lsc.shape[0], stop - start, dtype=torch.float32, device=self.device)
-        for cell, out in zip(prep.cells, self._outs):
-            self._dots(cell.q_kc, feats_lsc[cell.cell], out, None if norm_ls is None else norm_ls[cell.cell])
-            if block.scale_ls is not None:
-                out *= block.scale_ls[cell.cell, start:stop]
-        if norm_ls is None:
-            sq_ls = block.sq_ls if whole else block.sq_ls[:, start:stop]
-        else:
-            sq_ls = norm_ls.square_() if block.scale_ls is None else norm_ls.mul_(block.scale_ls[:, start:stop]).square_()
-        num_ps = prep.gather_pd @ self._dots_ds
-        den_ps = prep.weights_pl @ sq_ls
-        score = num_ps / (den_ps.sqrt() * prep.q_norm)
-        score = torch.where(den_ps > 0, score, torch.zeros_like(score)).clamp_(-1.0, 1.0)
-        return score.max(dim=0)
-
-    def _dots(self, q_kc: torch.Tensor, x_sc: torch.Tensor, out_ks: torch.Tensor, norm_s: torch.Tensor | None) -> None:
-        """``out_ks = q_kc @ x_sc.T`` in float32, converting the rows ``x_sc`` to the product's dtype;
-        with ``norm_s``, also the rows' norms."""
-        if self._buf_sc is None or x_sc.dtype == torch.float32:
-            x = x_sc.to(torch.float32)
-        else:  # one cell of the pass at a time, into a buffer that stays in the core's cache
-            x = self._buf_sc
-            x.copy_(x_sc)  # float16 → float32 is vectorised; float16 → bfloat16 directly is not (4.6× slower)
-        if norm_s is not None:
-            torch.linalg.vector_norm(x, dim=1, out=norm_s)
+    def _dots(self, q_kc: torch.Tensor, x_rc: torch.Tensor, out_kr: torch.Tensor, norm_r: torch.Tensor | None) -> None:
+        """``out_kr = q_kc @ x_rc.T`` in float32, converting the rows ``x_rc`` to the product's dtype;
+        with ``norm_r``, also the rows' norms."""
+        if self.device.type != "cpu" or x_rc.dtype == torch.float32:
+            x = x_rc.to(torch.float32)
+        else:  # a few rows at a time, into a buffer that stays in the core's cache
+            rows = x_rc.shape[0]
+            if self._buf_rc is None or self._buf_rc.shape[0] < rows or self._buf_rc.shape[1] != self.channels:
+                self._buf_rc = torch.empty(max(rows, _CONVERT_ROWS), self.channels, dtype=torch.float32)
+            x = self._buf_rc[:rows]
+            x.copy_(x_rc)  # float16 → float32 is vectorised; float16 → bfloat16 directly is not (4.6× slower)
+        if norm_r is not None:
+            torch.linalg.vector_norm(x, dim=1, out=norm_r)
         if self.prep.dtype == torch.float32:
-            torch.mm(q_kc, x.t(), out=out_ks)
+            torch.mm(q_kc, x.t(), out=out_kr)
         else:  # bfloat16 products come back as bfloat16 on the CPU
-            out_ks.copy_(q_kc @ x.to(self.prep.dtype).t())
+            out_kr.copy_(q_kc @ x.to(self.prep.dtype).t())
 
 
 # --- sources of blocks ---------------------------------------------------------------------
 
 
 def _read(array: Any, scale: Any, start: int, stop: int) -> CellBlock:
-    """Images ``start:stop`` of the features (and scales) as a cell-major block on the CPU (norms left
-    to the scorer, which converts the rows anyway)."""
+    """Images ``start:stop`` of the features (and scales) as an image-order block (no copy where the
+    array is in memory)."""
     return cell_block(start, as_tensor(array[start:stop]), None if scale is None else as_tensor(scale[start:stop]),
-                      norms=False)
+                      cell_major=False)
 
 
 _DONE = object()
@@ -223,9 +284,8 @@ _DONE = object()
 
 def _read_ahead(array: Any, scale: Any, step: int, depth: int, pin: bool,
                 stop_event: threading.Event) -> Iterator[CellBlock]:
-    """Blocks read and laid out in a background thread, at most ``depth`` waiting in a bounded queue
-    (measured on 2 cores: 15–25% faster for arrays in memory than laying out in the scorer's thread,
-    as fast for Zarr caches, where decompressing is the slow part)."""
+    """Blocks read (for Zarr: decompressed) in a background thread, at most ``depth`` waiting in a
+    bounded queue."""
     blocks: queue.Queue = queue.Queue(maxsize=max(1, depth))
 
     def put(item: Any) -> bool:
@@ -241,7 +301,7 @@ def _read_ahead(array: Any, scale: Any, step: int, depth: int, pin: bool,
         try:
             for start in range(0, array.shape[0], step):
                 block = _read(array, scale, start, min(array.shape[0], start + step))
-                if not put(block.pin_memory() if pin else block):
+                if not put(block.pin_memory() if pin and block.feats_lsc.device.type == "cpu" else block):
                     return
             put(_DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -262,18 +322,24 @@ def _read_ahead(array: Any, scale: Any, step: int, depth: int, pin: bool,
         thread.join(timeout=10)
 
 
+def _on(tensor: torch.Tensor, device: torch.device) -> bool:
+    """``tensor`` is on ``device`` (``cuda`` means the current cuda device, as ``resolve_device`` gives it)."""
+    return tensor.device.type == device.type and (device.index is None or tensor.device.index == device.index)
+
+
 def _blocks(array: Any, scale: Any, device: torch.device, step: int,
             read_ahead: int, stop_event: threading.Event) -> Iterator[CellBlock]:
-    """How blocks reach the device: from a :class:`FeatureIndex` as they are, laid out on the
-    device for a tensor already there, else read and laid out ahead in a background thread."""
+    """How blocks reach the device: a :class:`FeatureIndex`'s as they are; a tensor's already on the
+    accelerator sliced in place; any other array's read ahead in a background thread."""
     if isinstance(array, FeatureIndex):
         for block in array:
             yield block.to(device)
         return
-    if isinstance(array, torch.Tensor) and array.device == device and device.type != "cpu":
+    if isinstance(array, torch.Tensor) and device.type != "cpu" and _on(array, device):
+        scales = None if scale is None else as_tensor(scale).to(device)
         for start in range(0, array.shape[0], step):
-            yield cell_block(start, array[start:start + step], None if scale is None else scale[start:start + step],
-                             norms=False)
+            yield cell_block(start, array[start:start + step], None if scales is None else scales[start:start + step],
+                             cell_major=False)
         return
     pin = device.type == "cuda"
     for block in _read_ahead(array, scale, step, read_ahead, pin, stop_event):
@@ -292,7 +358,7 @@ def _scan(array: Any, query: Query, *, scale: Any = None, device: str | torch.de
     n = int(array.shape[0])
     scores_n = np.zeros(n, dtype=np.float32)
     pos_n = np.zeros(n, dtype=np.int64)
-    step = 1 if held else read_images(array, block_images)
+    step = 1 if held else read_images(array, block_images)  # a held index keeps the blocks load_features made
     stop_event = threading.Event()
     blocks = _blocks(array, scale, dev, step, read_ahead, stop_event)
     try:

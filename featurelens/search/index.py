@@ -10,6 +10,8 @@ from an array or a Zarr cache the scorer computes them from the rows it converts
 from __future__ import annotations
 
 import bisect
+import functools
+import operator
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -25,12 +27,12 @@ __all__ = ["CellBlock", "FeatureIndex", "cell_block", "load_features", "pass_ima
 READ_BYTES = 16 * 2**20  # stored bytes read at a time (in memory or read ahead): 4 cache chunks
 
 
-def pass_images(channels: int, device: torch.device) -> int:
+def pass_images(channels: int, device: torch.device, cells: int = 1) -> int:
     """Images scored per pass: on the CPU, one cell of them (``images × C`` float32) stays in the
-    core's cache (~1.25 MB: 256 images at C = 1280, measured fastest among 128/192/256)."""
-    if device.type != "cpu":
-        return 4096
-    return int(min(4096, max(256, 327_680 // max(1, channels))))
+    core's cache (~1.25 MB: 256 images at C = 1280, measured fastest among 128/192/256); with
+    ``cells`` (H·W, for a held block), few enough that 16 dot products per cell fit in 16 MB."""
+    per_pass = 4096 if device.type != "cpu" else min(4096, max(256, 327_680 // max(1, channels)))
+    return int(max(1, min(per_pass, 2**22 // (16 * cells))))
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,13 +40,26 @@ class CellBlock:
     """Images ``start : start + S`` of a feature array, cell-major."""
 
     start: int
-    feats_lsc: torch.Tensor          # (H·W, S, C) as stored: float16/32/bfloat16, or int8
+    feats_lsc: torch.Tensor          # (H·W, S, C) as stored (float16/32/bfloat16, int8): cell-major, or a view of (S, H, W, C)
     sq_ls: torch.Tensor | None       # (H·W, S) float32: squared norm of each cell's vector (scale applied), or None
     scale_ls: torch.Tensor | None    # (H·W, S) float32 per-cell scales of int8 features, else None
 
     @property
     def images(self) -> int:
         return int(self.feats_lsc.shape[1])
+
+    @property
+    def cell_major(self) -> bool:
+        """Stored cell-major (a :class:`FeatureIndex`'s blocks); else a view of image-order rows."""
+        return self.feats_lsc.is_contiguous()
+
+    def rows(self, start: int, stop: int) -> tuple[torch.Tensor, bool]:
+        """Images ``start:stop`` as ``(R, C)`` rows in memory order (a view, except for part of a
+        cell-major block), and whether that order is cell-major (else image-major)."""
+        c = self.feats_lsc.shape[-1]
+        if self.cell_major:
+            return self.feats_lsc[:, start:stop].reshape(-1, c), True
+        return self.feats_lsc.transpose(0, 1)[start:stop].reshape(-1, c), False
 
     def to(self, device: torch.device, non_blocking: bool = False) -> "CellBlock":
         move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
@@ -56,18 +71,21 @@ class CellBlock:
 
 
 def cell_block(start: int, block_shwc: torch.Tensor, scale_shw: torch.Tensor | None = None, *,
-               norms: bool = True) -> CellBlock:
-    """``(S, H, W, C)`` images (+ ``(S, H, W)`` int8 scales) → a :class:`CellBlock` in the stored
-    dtype (one copy), with the squared norms unless ``norms=False`` (the scorer then computes
-    them from the rows it converts anyway: how streamed blocks go, so the reader only copies)."""
+               cell_major: bool = True) -> CellBlock:
+    """``(S, H, W, C)`` images (+ ``(S, H, W)`` int8 scales) → a :class:`CellBlock` in the stored dtype.
+
+    ``cell_major=True`` (a :class:`FeatureIndex`): copied cell-major, with the squared norms.
+    ``cell_major=False`` (blocks streamed once): a view, no norms — the scorer multiplies every
+    cell with every query row in memory order and computes the norms from the rows it converts."""
     s, h, w, c = block_shwc.shape
-    feats_lsc = block_shwc.permute(1, 2, 0, 3).reshape(h * w, s, c).contiguous()
     scale_ls = None if scale_shw is None else scale_shw.to(torch.float32).reshape(s, h * w).t().contiguous()
-    sq_ls = None
-    if norms:
-        sq_ls = _squared_norms(feats_lsc)
-        if scale_ls is not None:
-            sq_ls *= scale_ls * scale_ls
+    view_lsc = block_shwc.reshape(s, h * w, c).transpose(0, 1)
+    if not cell_major:
+        return CellBlock(start, view_lsc, None, scale_ls)
+    feats_lsc = view_lsc.contiguous()
+    sq_ls = _squared_norms(feats_lsc)
+    if scale_ls is not None:
+        sq_ls *= scale_ls * scale_ls
     return CellBlock(start, feats_lsc, sq_ls, scale_ls)
 
 
@@ -76,7 +94,8 @@ def _squared_norms(feats_lsc: torch.Tensor, rows: int = 256) -> torch.Tensor:
     (2× faster than ``vector_norm(..., dtype=float32)`` on float16, which is slow on the CPU)."""
     flat_rc = feats_lsc.reshape(-1, feats_lsc.shape[-1])
     if flat_rc.dtype == torch.float32 or flat_rc.device.type != "cpu":
-        return torch.linalg.vector_norm(flat_rc.to(torch.float32), dim=-1).square_().view(feats_lsc.shape[:2])
+        values = flat_rc if flat_rc.is_floating_point() else flat_rc.to(torch.float32)
+        return torch.linalg.vector_norm(values, dim=-1, dtype=torch.float32).square_().view(feats_lsc.shape[:2])
     out = torch.empty(flat_rc.shape[0], dtype=torch.float32)
     for start in range(0, flat_rc.shape[0], rows):
         torch.linalg.vector_norm(flat_rc[start:start + rows].to(torch.float32), dim=-1, out=out[start:start + rows])
@@ -135,12 +154,17 @@ class FeatureIndex:
     def __len__(self) -> int:
         return self.shape[0]
 
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        return [block.start for block in self.blocks]
+
     def __getitem__(self, index: int) -> torch.Tensor:
         n, h, w, c = self.shape
-        if not -n <= int(index) < n:
+        index = operator.index(index)
+        if not -n <= index < n:
             raise IndexError(f"image {index} is out of range for {n} images")
-        index = int(index) % n
-        block = self.blocks[bisect.bisect_right([b.start for b in self.blocks], index) - 1]
+        index %= n
+        block = self.blocks[bisect.bisect_right(self._starts, index) - 1]
         row = index - block.start
         cells = block.feats_lsc[:, row]
         values = cells if block.scale_ls is None else cells.to(torch.float32) * block.scale_ls[:, row, None]
@@ -159,21 +183,21 @@ def load_features(array: Any, device: str | torch.device | None = None, *, scale
         array: the features, float (float16 for caches) or int8 with ``scale_nhw``.
         device: ``"cuda"``, ``"mps"``, ``"cpu"``; default the first available in that order.
         scale_nhw: ``(N, H, W)`` per-cell scales of int8 features.
-        block_images: images per block (default :func:`pass_images`: what one pass scores).
+        block_images: images per block (default :func:`pass_images` for the grid: what one pass scores).
 
     Returns:
         a :class:`FeatureIndex` (dtype unchanged).
     """
     dev = resolve_device(device)
     n, h, w, c = (int(v) for v in array.shape)
-    step = pass_images(c, dev) if block_images is None else read_images(array, block_images)
-    read = n if isinstance(array, (np.ndarray, torch.Tensor)) else read_images(array)
+    dtype = as_tensor(array[:0]).dtype
+    if dtype == torch.int8 and scale_nhw is None:
+        raise SearchError("int8 features need scale_nhw (one scale per cell): pass the scales from quantize_int8")
+    if scale_nhw is not None and tuple(scale_nhw.shape) != (n, h, w):
+        raise SearchError(f"scale_nhw has shape {tuple(scale_nhw.shape)}, expected {(n, h, w)} (one per cell)")
+    step = pass_images(c, dev, h * w) if block_images is None else read_images(array, block_images)
     blocks = []
-    for start in range(0, n, max(1, read)):
-        part = as_tensor(array[start:start + read])
-        scales = None if scale_nhw is None else as_tensor(scale_nhw[start:start + read])
-        for sub in range(0, part.shape[0], step):
-            blocks.append(cell_block(start + sub, part[sub:sub + step].to(dev),
-                                     None if scales is None else scales[sub:sub + step].to(dev)))
-    dtype = blocks[0].feats_lsc.dtype if blocks else as_tensor(array[:0]).dtype
+    for start in range(0, n, step):  # Zarr chunks across a block boundary are decoded twice (once, when held)
+        scales = None if scale_nhw is None else as_tensor(scale_nhw[start:start + step]).to(dev)
+        blocks.append(cell_block(start, as_tensor(array[start:start + step]).to(dev), scales))
     return FeatureIndex(tuple(blocks), (n, h, w, c), dtype, dev)
