@@ -43,9 +43,9 @@ C = 1280) was fastest among 128, 192 and 256. MKL multiplies strided rows as fas
 ones, but converting float16 rows that lie 49 cells apart is 3× slower than contiguous ones, hence
 the cell-major layout. With ``benchmarks/bench_search.py`` (7×7×1280 float16 held by
 :func:`~featurelens.search.load_features`, one thread, AMD EPYC with AVX-512) a search took
-1.3–1.5× (1×1 mask), 1.8× (2×2), 2.1–2.7× (4×4) and 1.7–1.8× (free-form) the time of one bfloat16
-matrix-vector product over the cache's bytes, at N = 5,000 and 20,000; the former single product
-of every cell with every query row took 1.7–2.3×, 2.6–2.8×, 3.9–4.3× and 4.5–4.7×.
+1.3× (1×1 mask), 2.0× (2×2), 2.3–2.4× (4×4) and 1.9× (free-form) the time of one bfloat16
+matrix-vector product over the cache's bytes, at N = 5,000 and 20,000; one product of every cell
+with every query row took 1.7–2.3×, 2.6–2.8×, 3.9–4.3× and 4.5–4.7×.
 Thousands of small parallel regions make the multi-threaded CPU path sensitive to a busy core
 (the threads wait for each other); on a shared machine ``torch.set_num_threads(1)`` is steadier.
 """
@@ -253,14 +253,14 @@ class _BlockScorer:
     def _dots(self, q_kc: torch.Tensor, x_rc: torch.Tensor, out_kr: torch.Tensor, norm_r: torch.Tensor | None) -> None:
         """``out_kr = q_kc @ x_rc.T`` in float32, converting the rows ``x_rc`` to the product's dtype;
         with ``norm_r``, also the rows' norms."""
-        if self.device.type != "cpu" or x_rc.dtype == torch.float32:
-            x = x_rc.to(torch.float32)
-        else:  # a few rows at a time, into a buffer that stays in the core's cache
+        if self.device.type == "cpu" and x_rc.dtype != torch.float32:  # a few rows into a cache-resident buffer
             rows = x_rc.shape[0]
             if self._buf_rc is None or self._buf_rc.shape[0] < rows or self._buf_rc.shape[1] != self.channels:
                 self._buf_rc = torch.empty(max(rows, _CONVERT_ROWS), self.channels, dtype=torch.float32)
             x = self._buf_rc[:rows]
-            x.copy_(x_rc)  # float16 → float32 is vectorised; float16 → bfloat16 directly is not (4.6× slower)
+            x.copy_(x_rc)  # float16 → float32 is vectorised on the CPU; float16 → bfloat16 directly is not (4.6× slower)
+        else:
+            x = x_rc.to(torch.float32) if norm_r is not None or self.prep.dtype == torch.float32 else x_rc
         if norm_r is not None:
             torch.linalg.vector_norm(x, dim=1, out=norm_r)
         if self.prep.dtype == torch.float32:
