@@ -179,11 +179,11 @@ def _check_features(feats_nhwc: Any, query: Query, scale_nhw: Any) -> int:
         raise SearchMismatchError(
             f"the searched features have (H, W, C) {shape[1:]} but the query features have "
             f"{query.feats_hwc.shape} (layer {query.layer!r}): use the same model, layer and input size for both")
-    dtype = str(feats_nhwc.dtype).replace("torch.", "")
-    if isinstance(feats_nhwc, FeatureIndex):
+    if isinstance(feats_nhwc, FeatureIndex):  # load_features checked its dtype and scales
         if scale_nhw is not None:
             raise SearchError("a FeatureIndex holds its own scales: pass scale_nhw to load_features, not here")
         return shape[0]
+    dtype = str(feats_nhwc.dtype).replace("torch.", "")
     if dtype == "int8" and scale_nhw is None:
         raise SearchError("int8 features need scale_nhw (one scale per cell): pass the scales from quantize_int8")
     if not is_zarr(feats_nhwc) and dtype not in ("int8", "float16", "bfloat16", "float32", "float64"):

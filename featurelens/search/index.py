@@ -195,7 +195,9 @@ def load_features(array: Any, device: str | torch.device | None = None, *, scale
         raise SearchError("int8 features need scale_nhw (one scale per cell): pass the scales from quantize_int8")
     if scale_nhw is not None and tuple(scale_nhw.shape) != (n, h, w):
         raise SearchError(f"scale_nhw has shape {tuple(scale_nhw.shape)}, expected {(n, h, w)} (one per cell)")
-    step = pass_images(c, dev, h * w) if block_images is None else read_images(array, block_images)
+    if block_images is not None and block_images < 1:
+        raise SearchError(f"block_images must be at least 1, got {block_images}")
+    step = pass_images(c, dev, h * w) if block_images is None else int(block_images)
     blocks = []
     for start in range(0, n, step):  # Zarr chunks across a block boundary are decoded twice (once, when held)
         scales = None if scale_nhw is None else as_tensor(scale_nhw[start:start + step]).to(dev)
