@@ -141,6 +141,27 @@ def test_blocks_scored_in_several_passes_equal_plain_float64_vfs(monkeypatch, pe
             _check_against_reference(result, feats, query, expected)
 
 
+@pytest.mark.parametrize("per_cell", [True, False], ids=["per-cell products", "all-cells product"])
+def test_rows_the_cpu_kernels_do_not_read_are_multiplied_by_torch(monkeypatch, per_cell):
+    """bfloat16 rows (held and plain) and bfloat16 products go through torch's ``mm`` on the CPU:
+    float32 products score as float64 does on the same values; bfloat16 products within 1e-2."""
+    import featurelens.search.engine as engine
+
+    monkeypatch.setattr(engine._Prepared, "per_cell_pays", property(lambda self: per_cell))
+    feats = random_feats(11, 5, 6, 20, seed=17)
+    feats_bf16 = torch.from_numpy(feats.astype(np.float32)).to(torch.bfloat16)
+    exact = feats_bf16.to(torch.float32).numpy()
+    held = load_features(feats_bf16, device="cpu", block_images=4)
+    for name, mask in masks_for(5, 6, seed=5).items():
+        query = query_from_features(exact[0], mask, model="toy", layer="l", image_index=0)
+        ref = reference_search(exact, exact[0], mask)
+        for source in (held, feats_bf16):
+            result = search_features(source, query, top_k=11, include_self=True, device="cpu", block_images=4)
+            _check_against_reference(result, exact, query, ref)
+        rounded = search_features(feats, query, top_k=11, include_self=True, device="cpu", compute_dtype="bfloat16")
+        np.testing.assert_allclose(rounded.best_scores_n, ref[0], atol=1e-2, rtol=0, err_msg=name)
+
+
 def test_reference_notices_a_wrong_weighting():
     """The comparison can fail: weighting cells by m instead of m² changes soft-mask scores."""
     feats = random_feats(8, 5, 5, 6, seed=3)

@@ -17,35 +17,40 @@ cells' squared norms (``m_k²``-weighted) summed over the mask cells, one shifte
   of ``S`` images as ``S`` contiguous rows, so one product ``(K_l, C) @ (C, S)`` per cell gives
   them, and ``index_add_`` adds each row into its window: ``P·K·C`` multiply-adds per image
   (``P`` windows). For a 4×4 box on a 7×7 grid that is 256·C instead of 784·C, for the benchmark's
-  free-form 5×5 box 162·C instead of 882·C. It is used where it does at most 70% of the other's
-  rows on grids up to 16×16: on a 56×56 grid one call per cell costs more than it saves.
+  free-form 5×5 box 162·C instead of 882·C. It is used where it does at most 75% of the other's
+  rows (CPU kernels; measured on 7×7 to 56×56 grids); with torch's products at most 70% on grids
+  up to 16×16 (past that one ``mm`` call per cell costs more than it saves).
 
 Windows whose norm is 0 score 0 (never NaN).
 
-**Precision on the CPU.** The default ``compute_dtype="float32"`` converts a few rows of float16
-(or int8) at a time to float32 (one cell of a pass, or 1024 rows: cache-resident) and multiplies
-in float32.
+**Products on the CPU.** With the default ``compute_dtype="float32"`` the products come from
+:mod:`~featurelens.search.kernels`: float16 (or int8) rows are read as stored and converted in
+registers, sums in float32. torch would need a float32 copy of every row first (31% of a 4×4
+search) and MKL's products with a few query rows run far below the core's peak. With
+``benchmarks/bench_search.py`` (7×7×1280 float16 held by :func:`~featurelens.search.load_features`,
+N = 5,000 and 20,000, one thread, AMD EPYC with AVX-512) a search took 1.07–1.18× (1×1 mask),
+1.39–1.45× (2×2), 1.66–1.71× (4×4) and 1.37–1.39× (free-form) the time of one bfloat16
+matrix-vector product over the cache's bytes; with the float32 copy and ``torch.mm`` 1.3×, 2.0×,
+2.3–2.4× and 1.9×, and with one product of every cell with every query row 1.7–2.3×, 2.6–2.8×,
+3.9–4.3× and 4.5–4.7×. Rows the kernels do not read (bfloat16), accelerators and
+``compute_dtype="bfloat16"`` use ``torch.mm``.
+
 The alternative ``"bfloat16"`` (rows rounded to bfloat16, ``torch.mm`` on bfloat16 tensors, fp32
 accumulation inside oneDNN) was measured with ``benchmarks/bench_search.py``: on an AMD EPYC with
 AVX2 only (no native bf16 kernel in oneDNN) the whole search took 4–5× longer than float32; on an
 AMD EPYC with avx512-bf16 the bare bfloat16 product was 2.1× faster than float32 for a 16-row
 query, but rows must still be converted (float16 → float32 → bfloat16: torch's direct float16 →
-bfloat16 copy is 4.6× slower than both steps) and the whole search took about as long as float32.
+bfloat16 copy is 4.6× slower than both steps): the whole search took about as long as float32
+with ``torch.mm``, and 1.6–2× as long as the kernels.
 It also changes the ranking (bfloat16 keeps 8 mantissa bits and, on the CPU, the product comes back
 rounded to bfloat16, so scores closer than ~1e-3 swap), while float32 reproduced float64's top-10
 exactly, order included, for every mask and size measured. So float32 is the default and the CPU
 path; ``"bfloat16"`` stays an option for GPUs, to be checked the same way before use.
 
-**Shapes of the products (CPU, MKL, one thread, measured).** ``q_kc @ x_sc.T`` with ``S`` = 256
-rows takes about as long for ``K`` = 3 as 4, 5–7 as 8, 9–11 as 12 and 13–15 as 16, so query rows
-are padded with zeros to those sizes; ``S`` = 256 (one cell of 256 images, 1.25 MB of float32 at
-C = 1280) was fastest among 128, 192 and 256. MKL multiplies strided rows as fast as contiguous
-ones, but converting float16 rows that lie 49 cells apart is 3× slower than contiguous ones, hence
-the cell-major layout. With ``benchmarks/bench_search.py`` (7×7×1280 float16 held by
-:func:`~featurelens.search.load_features`, one thread, AMD EPYC with AVX-512) a search took
-1.3× (1×1 mask), 2.0× (2×2), 2.3–2.4× (4×4) and 1.9× (free-form) the time of one bfloat16
-matrix-vector product over the cache's bytes, at N = 5,000 and 20,000; one product of every cell
-with every query row took 1.7–2.3×, 2.6–2.8×, 3.9–4.3× and 4.5–4.7×.
+**Shapes of the products (CPU, one thread, measured).** Passes of ``S`` = 256 images (one cell of
+them, 1.25 MB of float32 at C = 1280, was fastest among 128, 192 and 256 for torch's products).
+For ``torch.mm`` query rows are padded with zeros to 4, 8, 12 or 16 (``K`` = 3 takes as long as 4,
+5–7 as 8, …); the kernels take 4 rows at a time and pad only 3 left-over rows to 4.
 Thousands of small parallel regions make the multi-threaded CPU path sensitive to a busy core
 (the threads wait for each other); on a shared machine ``torch.set_num_threads(1)`` is steadier.
 """
@@ -61,6 +66,7 @@ import numpy as np
 import torch
 
 from ..models import resolve_device
+from . import kernels
 from .errors import SearchCancelled, SearchError
 from .index import CellBlock, FeatureIndex, as_tensor, cell_block, pass_images, read_images
 from .query import Query
@@ -79,13 +85,22 @@ def _torch_dtype(compute_dtype: str) -> torch.dtype:
     return torch.float32 if compute_dtype == "float32" else torch.bfloat16
 
 
-def _squared(norms: torch.Tensor, scales: torch.Tensor | None) -> torch.Tensor:
-    """Squared norms of converted rows, times their int8 scales when given (same shape)."""
-    return (norms if scales is None else norms * scales).square()
+def _scaled(sq: torch.Tensor, scales: torch.Tensor | None) -> torch.Tensor:
+    """Squared norms of stored rows, times their int8 scales squared when given (same shape)."""
+    return sq if scales is None else sq * scales.square()
 
 
-def _padded_k(k: int) -> int:
-    """Rows of a cell's query matrix: ``k`` up to 2, else the next multiple of 4 (as fast, measured)."""
+def _uses_kernels(device: torch.device, dtype: torch.dtype) -> bool:
+    """float32 products on the CPU come from :mod:`~featurelens.search.kernels` (rows read as stored)."""
+    return device.type == "cpu" and dtype == torch.float32
+
+
+def _padded_k(k: int, kernels_: bool) -> int:
+    """Rows of a query matrix, zero rows added where that is as fast (measured): for torch's
+    products ``k`` up to 2, else the next multiple of 4; for the CPU kernels, which take 4 rows at a
+    time and the rest one by one, 3 left over become 4 (3 single rows cost more than a block of 4)."""
+    if kernels_:
+        return k + 1 if k % 4 == 3 else k
     return k if k <= 2 else -(-k // 4) * 4
 
 
@@ -104,6 +119,8 @@ class _Prepared:
 
     q_kc: torch.Tensor           # (K', C) compute dtype: row k is m_k² · f_query[box + o_k]; K' >= K (zero rows)
     cells: tuple[_Cell, ...]     # per grid cell, only the rows its windows use
+    q_rc: torch.Tensor           # (Σ_l K_l', C): the cells' rows, one after another
+    row_cell: torch.Tensor       # (Σ_l K_l',) int64: the grid cell of each of those rows
     window_r: torch.Tensor       # (Σ_l K_l',) int64: the window each cell row adds to (P: none, a padding row)
     offsets_k: tuple[tuple[int, int], ...]  # o_k = (i_k, j_k) inside the box
     m2_k: tuple[float, ...]      # m_k²
@@ -111,6 +128,7 @@ class _Prepared:
     windows_hw: tuple[int, int]  # (ph, pw): window positions; P = ph · pw
     q_norm: float
     dtype: torch.dtype           # the products' dtype
+    kernels: bool                # products by the CPU kernels (else torch)
 
     @property
     def cell_rows(self) -> int:
@@ -119,10 +137,12 @@ class _Prepared:
 
     @property
     def per_cell_pays(self) -> bool:
-        """Per-cell products for grids up to 16×16 when they do at most 70% of the all-cells product's
-        rows (measured on 7×7 to 56×56 grids: past that, one call per cell costs more than it saves)."""
+        """Per-cell products where they do at most 75% of the all-cells product's rows (CPU kernels,
+        measured on 7×7 to 56×56 grids); with torch's products at most 70%, on grids up to 16×16
+        (past that one call per cell costs more than it saves)."""
         h, w = self.grid_hw
-        return h * w <= 256 and self.cell_rows <= 0.7 * h * w * self.q_kc.shape[0]
+        rows = self.cell_rows / (h * w * self.q_kc.shape[0])
+        return rows <= 0.75 if self.kernels else h * w <= 256 and rows <= 0.7
 
 
 def _prepare(query: Query, device: torch.device, dtype: torch.dtype = torch.float32) -> _Prepared:
@@ -131,9 +151,10 @@ def _prepare(query: Query, device: torch.device, dtype: torch.dtype = torch.floa
     h, w = query.grid_hw
     ph, pw = h - bh + 1, w - bw + 1
     mask_hw = query.box_mask_hw.astype(np.float64)
+    use_kernels = _uses_kernels(device, dtype)
     offsets = [(i, j) for i in range(bh) for j in range(bw) if mask_hw[i, j] > 0]
     m2_k = np.array([mask_hw[i, j] ** 2 for i, j in offsets])
-    q_kc = np.zeros((_padded_k(len(offsets)), query.channels), np.float32)
+    q_kc = np.zeros((_padded_k(len(offsets), use_kernels), query.channels), np.float32)
     q_kc[:len(offsets)] = np.stack([query.feats_hwc[r + i, c + j].astype(np.float64) for i, j in offsets]) * m2_k[:, None]
     served: list[list[tuple[int, int]]] = [[] for _ in range(h * w)]   # per cell: (k, window p) pairs
     for k, (i, j) in enumerate(offsets):
@@ -141,16 +162,19 @@ def _prepare(query: Query, device: torch.device, dtype: torch.dtype = torch.floa
             for v in range(pw):
                 served[(u + i) * w + (v + j)].append((k, u * pw + v))
     to_device = lambda a: torch.from_numpy(a).to(device=device, dtype=dtype)  # noqa: E731
-    cells, window_r = [], []
+    cells, window_r, row_cell = [], [], []
     for cell, pairs in enumerate(served):
         if not pairs:
             continue
-        rows_kc = np.zeros((_padded_k(len(pairs)), query.channels), np.float32)
+        rows_kc = np.zeros((_padded_k(len(pairs), use_kernels), query.channels), np.float32)
         rows_kc[:len(pairs)] = q_kc[[k for k, _ in pairs]]
         cells.append(_Cell(cell, to_device(rows_kc), len(window_r)))
         window_r += [p for _, p in pairs] + [ph * pw] * (len(rows_kc) - len(pairs))
-    return _Prepared(to_device(q_kc), tuple(cells), torch.tensor(window_r, dtype=torch.int64, device=device),
-                     tuple(offsets), tuple(float(v) for v in m2_k), (h, w), (ph, pw), query.norm, dtype)
+        row_cell += [cell] * len(rows_kc)
+    as_long = lambda v: torch.tensor(v, dtype=torch.int64, device=device)  # noqa: E731
+    return _Prepared(to_device(q_kc), tuple(cells), torch.cat([c.q_kc for c in cells]), as_long(row_cell),
+                     as_long(window_r), tuple(offsets), tuple(float(v) for v in m2_k), (h, w), (ph, pw), query.norm,
+                     dtype, use_kernels)
 
 
 class _BlockScorer:
@@ -169,12 +193,17 @@ class _BlockScorer:
         self._dots_rs: torch.Tensor | None = None          # (Σ_l K_l', width) float32: row r = a cell's query row
         self._outs: list[torch.Tensor] = []                # each cell's rows of it
         self._buf_rc: torch.Tensor | None = None           # rows converted for the product (CPU), float32
+        if prep.kernels:  # the per-cell arguments of kernels.cells_dots
+            self._q_rc = prep.q_rc.numpy()
+            self._cell_i = np.array([cell.cell for cell in prep.cells], np.int64)
+            self._row_start = np.array([cell.row for cell in prep.cells], np.int64)
+            self._row_stop = self._row_start + [cell.q_kc.shape[0] for cell in prep.cells]
 
     def __call__(self, block: CellBlock) -> tuple[torch.Tensor, torch.Tensor]:
         """A block of ``S`` images → ``(best_s float32, position_s int64)``; position ``p`` is window
         row ``p // pw``, col ``p % pw``. Images are scored a pass at a time (at most
         :func:`pass_images`, and at most :data:`_DOTS_FLOATS` dot products)."""
-        per_cell = self.prep.per_cell_pays and block.cell_major
+        per_cell = self.prep.per_cell_pays and block.cell_major and block.sq_ls is not None
         step = self.cell_step if per_cell else self.all_step
         bests, positions = [], []
         for start in range(0, block.images, step):
@@ -187,21 +216,25 @@ class _BlockScorer:
         return torch.cat(bests), torch.cat(positions)
 
     def _per_cell(self, block: CellBlock, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Window dot products and squared norms ``(P, S)`` of a cell-major block, one product per grid cell."""
+        """Window dot products and squared norms ``(P, S)`` of a cell-major block (with its squared
+        norms), one product per grid cell."""
         prep, width = self.prep, stop - start
         self._cell_buffers(width)
-        feats_lsc = block.feats_lsc[:, start:stop]
         scale_ls = None if block.scale_ls is None else block.scale_ls[:, start:stop]
-        norm_ls = None if block.sq_ls is not None else torch.zeros(
-            feats_lsc.shape[0], width, dtype=torch.float32, device=self.device)  # unused cells keep 0 (weight 0)
-        for cell, out in zip(prep.cells, self._outs):
-            self._dots(cell.q_kc, feats_lsc[cell.cell], out, None if norm_ls is None else norm_ls[cell.cell])
+        if self._reads(block.feats_lsc):
+            kernels.cells_dots(kernels.stored_view(block.feats_lsc), start, stop, self._cell_i, self._row_start,
+                               self._row_stop, self._q_rc, self._dots_rs.numpy())
             if scale_ls is not None:
-                out *= scale_ls[cell.cell]
+                self._dots_rs *= scale_ls.index_select(0, prep.row_cell)
+        else:
+            for cell, out in zip(prep.cells, self._outs):
+                self._dots(cell.q_kc, block.feats_lsc[cell.cell, start:stop], out, None)
+                if scale_ls is not None:
+                    out *= scale_ls[cell.cell]
         ph, pw = prep.windows_hw
         num_ps = torch.zeros(ph * pw + 1, width, dtype=torch.float32, device=self.device)
         num_ps = num_ps.index_add_(0, prep.window_r, self._dots_rs)[:-1]
-        sq_ls = block.sq_ls[:, start:stop] if norm_ls is None else _squared(norm_ls, scale_ls)
+        sq_ls = block.sq_ls[:, start:stop]
         return num_ps, self._window_sums([sq_ls.view(*prep.grid_hw, width)] * len(prep.m2_k), prep.m2_k, False)
 
     def _all_cells(self, block: CellBlock, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,22 +244,26 @@ class _BlockScorer:
         h, w = prep.grid_hw
         rows_rc, cell_major = block.rows(start, stop)
         dots_kr = torch.empty(prep.q_kc.shape[0], rows_rc.shape[0], dtype=torch.float32, device=self.device)
-        norm_r = None if block.sq_ls is not None else torch.empty(rows_rc.shape[0], dtype=torch.float32,
-                                                                   device=self.device)
-        for first in range(0, rows_rc.shape[0], _CONVERT_ROWS):
-            last = min(rows_rc.shape[0], first + _CONVERT_ROWS)
-            self._dots(prep.q_kc, rows_rc[first:last], dots_kr[:, first:last],
-                       None if norm_r is None else norm_r[first:last])
+        sq_r = None if block.sq_ls is not None else torch.empty(rows_rc.shape[0], dtype=torch.float32,
+                                                                 device=self.device)
+        if self._reads(rows_rc):
+            kernels.rows_dots(kernels.stored_view(rows_rc), prep.q_kc.numpy(), dots_kr.numpy(),
+                              None if sq_r is None else sq_r.numpy())
+        else:
+            for first in range(0, rows_rc.shape[0], _CONVERT_ROWS):
+                last = min(rows_rc.shape[0], first + _CONVERT_ROWS)
+                self._dots(prep.q_kc, rows_rc[first:last], dots_kr[:, first:last],
+                           None if sq_r is None else sq_r[first:last])
         grid = (-1, h, w, width) if cell_major else (-1, width, h, w)   # the rows' memory order
         scale = None if block.scale_ls is None else block.scale_ls[:, start:stop]
         if scale is not None:
             dots_kr = (dots_kr.view(-1, h * w, width) * scale if cell_major
                        else dots_kr.view(-1, width, h * w) * scale.t()).view(dots_kr.shape)
-        if norm_r is None:
+        if sq_r is None:
             sq = block.sq_ls[:, start:stop] if cell_major else block.sq_ls[:, start:stop].t()
         else:
-            sq = _squared(norm_r.view(h * w, width) if cell_major else norm_r.view(width, h * w),
-                          None if scale is None else (scale if cell_major else scale.t()))
+            sq = _scaled(sq_r.view(h * w, width) if cell_major else sq_r.view(width, h * w),
+                         None if scale is None else (scale if cell_major else scale.t()))
         dots = dots_kr.view(grid)
         num_ps = self._window_sums(list(dots[:len(prep.m2_k)]), [1.0] * len(prep.m2_k), not cell_major)
         den_ps = self._window_sums([sq.reshape(grid[1:])] * len(prep.m2_k), prep.m2_k, not cell_major)
@@ -250,9 +287,13 @@ class _BlockScorer:
         self._dots_rs = torch.empty(self.prep.cell_rows, width, dtype=torch.float32, device=self.device)
         self._outs = [self._dots_rs[cell.row:cell.row + cell.q_kc.shape[0]] for cell in self.prep.cells]
 
-    def _dots(self, q_kc: torch.Tensor, x_rc: torch.Tensor, out_kr: torch.Tensor, norm_r: torch.Tensor | None) -> None:
-        """``out_kr = q_kc @ x_rc.T`` in float32, converting the rows ``x_rc`` to the product's dtype;
-        with ``norm_r``, also the rows' norms."""
+    def _reads(self, rows: torch.Tensor) -> bool:
+        """The CPU kernels take these rows as stored (float16, int8, float32; C-contiguous)."""
+        return self.prep.kernels and kernels.reads(rows.dtype) and rows.is_contiguous()
+
+    def _dots(self, q_kc: torch.Tensor, x_rc: torch.Tensor, out_kr: torch.Tensor, sq_r: torch.Tensor | None) -> None:
+        """``out_kr = q_kc @ x_rc.T`` by torch, converting the rows ``x_rc`` to the product's dtype;
+        with ``sq_r``, also the rows' squared norms."""
         if self.device.type == "cpu" and x_rc.dtype != torch.float32:  # a few rows into a cache-resident buffer
             rows = x_rc.shape[0]
             if self._buf_rc is None or self._buf_rc.shape[0] < rows or self._buf_rc.shape[1] != self.channels:
@@ -260,9 +301,10 @@ class _BlockScorer:
             x = self._buf_rc[:rows]
             x.copy_(x_rc)  # float16 → float32 is vectorised on the CPU; float16 → bfloat16 directly is not (4.6× slower)
         else:
-            x = x_rc.to(torch.float32) if norm_r is not None or self.prep.dtype == torch.float32 else x_rc
-        if norm_r is not None:
-            torch.linalg.vector_norm(x, dim=1, out=norm_r)
+            x = x_rc.to(torch.float32) if sq_r is not None or self.prep.dtype == torch.float32 else x_rc
+        if sq_r is not None:
+            torch.linalg.vector_norm(x, dim=1, out=sq_r)
+            sq_r.square_()
         if self.prep.dtype == torch.float32:
             torch.mm(q_kc, x.t(), out=out_kr)
         else:  # bfloat16 products come back as bfloat16 on the CPU

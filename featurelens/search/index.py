@@ -4,7 +4,7 @@ The engine multiplies the query with one grid cell of many images at a time (see
 :mod:`featurelens.search.engine`), so a block keeps cell ``l`` of its ``S`` images as ``S``
 contiguous rows: ``feats_lsc`` is ``(H·W, S, C)``. The squared norms ``sq_ls`` do not depend on
 the query: a :class:`FeatureIndex` (:func:`load_features`) computes them once; for blocks streamed
-from an array or a Zarr cache the scorer computes them from the rows it converts anyway.
+from an array or a Zarr cache the scorer computes them while it reads the rows for the products.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..models import resolve_device
+from . import kernels
 from .errors import SearchError
 
 __all__ = ["CellBlock", "FeatureIndex", "cell_block", "load_features", "pass_images"]
@@ -202,4 +203,6 @@ def load_features(array: Any, device: str | torch.device | None = None, *, scale
     for start in range(0, n, step):  # Zarr chunks across a block boundary are decoded twice (once, when held)
         scales = None if scale_nhw is None else as_tensor(scale_nhw[start:start + step]).to(dev)
         blocks.append(cell_block(start, as_tensor(array[start:start + step]).to(dev), scales))
+    if dev.type == "cpu" and kernels.reads(dtype):
+        kernels.compile_for(dtype)
     return FeatureIndex(tuple(blocks), (n, h, w, c), dtype, dev)
