@@ -117,16 +117,18 @@ def test_search_equals_plain_float64_vfs(shape, mask_name):
     assert np.all(np.diff(ranked_ref) <= 1e-5)        # hits come in the reference's order
 
 
+@pytest.mark.parametrize("kernels", [True, False], ids=["CPU kernels", "torch.mm"])
 @pytest.mark.parametrize("per_cell", [True, False], ids=["per-cell products", "all-cells product"])
-def test_blocks_scored_in_several_passes_equal_plain_float64_vfs(monkeypatch, per_cell):
+def test_blocks_scored_in_several_passes_equal_plain_float64_vfs(monkeypatch, per_cell, kernels):
     """Both ways of scoring a held block (one product per grid cell, or every cell with every query
-    row), in passes smaller than a block (3 images here, 256 in real use): held blocks of 5 (passes
-    of 3 and 2) and streamed blocks of 7 (3, 3 and 1), int8 scales too."""
+    row), by the CPU kernels or by torch, in passes smaller than a block (3 images here, 256 in real
+    use): held blocks of 5 (passes of 3 and 2) and streamed blocks of 7 (3, 3 and 1), int8 scales too."""
     import featurelens.search.engine as engine
 
     monkeypatch.setattr(engine, "pass_images", lambda channels, device, cells=1: 3)
     monkeypatch.setattr(engine, "_DOTS_FLOATS", 3 * 16 * 42)  # the all-cells product: 3 images at K' = 16
     monkeypatch.setattr(engine._Prepared, "per_cell_pays", property(lambda self: per_cell))
+    monkeypatch.setattr(engine, "_uses_kernels", lambda device, dtype, channels, cells: kernels)
     feats = random_feats(17, 6, 7, 12, seed=13)
     q_nhwc, scale_nhw = quantize_int8(feats)
     held = load_features(feats, device="cpu", block_images=5)

@@ -109,3 +109,20 @@ def test_inf_and_nan_in_stored_rows_are_not_hidden():
 def test_only_float16_int8_and_float32_rows_are_read():
     with pytest.raises(TypeError, match="bfloat16"):
         kernels.stored_view(torch.zeros(2, 3, dtype=torch.bfloat16))
+
+
+def test_without_a_writable_cache_folder_the_kernels_compile_per_process():
+    """A read-only install with no writable home: Numba finds nowhere to keep its cache (simulated by
+    allowing only the zip-import locator); the import must not fail, the kernels still compute."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, torch; from featurelens.search import kernels; "
+            "out = np.zeros((1, 5), np.float32); "
+            "kernels.rows_dots(kernels.stored_view(torch.full((5, 8), 0.5).half()), np.ones((1, 8), np.float32), out); "
+            "print(out.tolist())")
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "ZipCacheLocator"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str([[4.0] * 5])

@@ -29,6 +29,15 @@ _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}   # sums may be reordered (ve
 _MIN_ROWS_PER_THREAD = 1024
 
 
+def _jit(fn):
+    """Compiled without the GIL, kept in Numba's cache (next to this file or in the user's cache
+    folder); where neither is writable, compiled once per process instead of failing the import."""
+    try:
+        return njit(fastmath=_FASTMATH, nogil=True, cache=True)(fn)
+    except RuntimeError:  # "cannot cache function …: no locator available"
+        return njit(fastmath=_FASTMATH, nogil=True)(fn)
+
+
 def reads(dtype: torch.dtype) -> bool:
     """The kernels read rows of this dtype as stored."""
     return dtype in (torch.float16, torch.int8, torch.float32)
@@ -63,7 +72,7 @@ def _to_f32_impl(value):
     return lambda value: np.float32(value)
 
 
-@njit(fastmath=_FASTMATH, nogil=True, cache=True)
+@_jit
 def _block_dots(x_rc, r, q_kc, k, out_kr, col):
     """``out_kr[k:k+4, col:col+4]`` = query rows ``k:k+4`` · stored rows ``r:r+4``."""
     a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = np.float32(0)
@@ -94,7 +103,7 @@ def _block_dots(x_rc, r, q_kc, k, out_kr, col):
     out_kr[k + 3, col], out_kr[k + 3, col + 1], out_kr[k + 3, col + 2], out_kr[k + 3, col + 3] = a30, a31, a32, a33
 
 
-@njit(fastmath=_FASTMATH, nogil=True, cache=True)
+@_jit
 def _row_block_dots(x_rc, r, q_kc, k, out_kr, col):
     """``out_kr[k, col:col+4]`` = query row ``k`` · stored rows ``r:r+4``."""
     a0 = a1 = a2 = a3 = np.float32(0)
@@ -107,7 +116,7 @@ def _row_block_dots(x_rc, r, q_kc, k, out_kr, col):
     out_kr[k, col], out_kr[k, col + 1], out_kr[k, col + 2], out_kr[k, col + 3] = a0, a1, a2, a3
 
 
-@njit(fastmath=_FASTMATH, nogil=True, cache=True)
+@_jit
 def _one_row_dots(x_rc, r, q_kc, k, out_kr, col):
     """``out_kr[k, col]`` = query row ``k`` · stored row ``r``."""
     acc = np.float32(0)
@@ -116,7 +125,7 @@ def _one_row_dots(x_rc, r, q_kc, k, out_kr, col):
     out_kr[k, col] = acc
 
 
-@njit(fastmath=_FASTMATH, nogil=True, cache=True)
+@_jit
 def _squares(x_rc, r, sq_r, col):
     """``sq_r[col] = Σ_c x_rc[r, c]²``."""
     acc = np.float32(0)
@@ -126,7 +135,7 @@ def _squares(x_rc, r, sq_r, col):
     sq_r[col] = acc
 
 
-@njit(fastmath=_FASTMATH, nogil=True, cache=True)
+@_jit
 def _range_dots(x_rc, first, last, q_kc, out_kr, col, sq_r):
     """Stored rows ``first:last`` → ``out_kr[:, col + i]`` (and ``sq_r[col + i]`` when ``sq_r`` is
     not empty) for ``i`` in ``0 : last - first``."""
@@ -147,12 +156,12 @@ def _range_dots(x_rc, first, last, q_kc, out_kr, col, sq_r):
             _squares(x_rc, r, sq_r, col + r - first)
 
 
-@njit(fastmath=_FASTMATH, nogil=True, cache=True)
+@_jit
 def _rows_dots(x_rc, first, last, q_kc, out_kr, sq_r):
     _range_dots(x_rc, first, last, q_kc, out_kr, first, sq_r)
 
 
-@njit(fastmath=_FASTMATH, nogil=True, cache=True)
+@_jit
 def _cells_dots(feats_lsc, first, last, cell_i, row_start, row_stop, q_rc, out_rs):
     """For each used cell ``i``: its query rows ``row_start[i] : row_stop[i]`` · images
     ``first:last`` of grid cell ``cell_i[i]`` → the same rows of ``out_rs``."""
