@@ -128,7 +128,7 @@ def test_blocks_scored_in_several_passes_equal_plain_float64_vfs(monkeypatch, pe
     monkeypatch.setattr(engine, "pass_images", lambda channels, device, cells=1: 3)
     monkeypatch.setattr(engine, "_DOTS_FLOATS", 3 * 16 * 42)  # the all-cells product: 3 images at K' = 16
     monkeypatch.setattr(engine._Prepared, "per_cell_pays", property(lambda self: per_cell))
-    monkeypatch.setattr(engine, "_uses_kernels", lambda device, dtype, channels, cells: kernels)
+    monkeypatch.setattr(engine, "_uses_kernels", lambda device, dtype, stored, channels, cells: kernels)
     feats = random_feats(17, 6, 7, 12, seed=13)
     q_nhwc, scale_nhw = quantize_int8(feats)
     held = load_features(feats, device="cpu", block_images=5)

@@ -61,6 +61,28 @@ def test_float16_values_are_read_exactly_including_subnormals_and_signs():
         assert out[0, 0] == values[0, column].item(), column
 
 
+@pytest.mark.parametrize("converter", ["_half_bits_to_f32", "_half_bits_to_f32_by_integers"])
+def test_both_float16_conversions_give_numpys_value_for_every_bit_pattern(converter):
+    """The F16C instruction and the integer steps (targets without F16C): all 65,536 patterns, NaNs
+    as NaN (the instruction quiets signalling NaNs, so their payload may differ)."""
+    from numba import njit
+
+    convert = getattr(kernels, converter)
+
+    @njit
+    def convert_all(bits, out):
+        for i in range(bits.shape[0]):
+            out[i] = convert(bits[i])
+
+    bits = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
+    out = np.empty(2**16, np.float32)
+    convert_all(bits, out)
+    expected = bits.view(np.float16).astype(np.float32)
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(out), nan)
+    np.testing.assert_array_equal(out[~nan].view(np.uint32), expected[~nan].view(np.uint32))  # signs of zeros too
+
+
 def test_rows_split_over_threads_give_the_same_sums(threads):
     x_rc = stored_rows(torch.float16, 5003, 64, seed=1)
     q_kc = np.random.default_rng(2).standard_normal((6, 64)).astype(np.float32)
@@ -111,18 +133,53 @@ def test_only_float16_int8_and_float32_rows_are_read():
         kernels.stored_view(torch.zeros(2, 3, dtype=torch.bfloat16))
 
 
-def test_without_a_writable_cache_folder_the_kernels_compile_per_process():
-    """A read-only install with no writable home: Numba finds nowhere to keep its cache (simulated by
-    allowing only the zip-import locator); the import must not fail, the kernels still compute."""
+def _run_python(code: str, **env: str) -> str:
     import os
     import subprocess
     import sys
 
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+_SEARCH_FLOAT16 = (
+    "import numpy as np; from featurelens.search import kernels, load_features, query_from_features, search_features; "
+    "rng = np.random.default_rng(0); f = rng.standard_normal((9, 5, 5, 300)).astype(np.float16); "
+    "m = np.zeros((5, 5)); m[1, 2] = 1; q = query_from_features(f[0].astype(np.float32), m, model='a', layer='b'); "
+    "r = search_features(load_features(f, 'cpu'), q, top_k=9, include_self=True, device='cpu'); "
+    "print(kernels._NATIVE_HALF, np.round(r.best_scores_n, 5).tolist())")
+
+
+def test_a_cpu_without_f16c_searches_float16_by_integer_steps():
+    """Numba told to compile for a generic x86 CPU (as on CPUs without F16C, or for caches shared
+    between machines): the float16 instruction is not there, and calling LLVM's helper instead would
+    abort the process. The search runs and scores as on this CPU."""
+    native, scores = _run_python(_SEARCH_FLOAT16).split(" ", 1)
+    generic, generic_scores = _run_python(_SEARCH_FLOAT16, NUMBA_CPU_NAME="generic").split(" ", 1)
+    assert generic == "False"
+    assert generic_scores == scores
+
+
+def test_fork_and_numba_disable_jit_leave_search_working():
+    """A child forked after threaded kernels ran gets a fresh pool (the parent's threads are not in
+    it); with ``NUMBA_DISABLE_JIT=1`` (debugging) the kernels step aside for torch."""
+    code = ("import os, numpy as np, torch; from featurelens.search import kernels; torch.set_num_threads(2); "
+            "x = kernels.stored_view(torch.ones(4096, 8).half()); out = np.empty((1, 4096), np.float32); "
+            "q = np.ones((1, 8), np.float32); kernels.rows_dots(x, q, out); pid = os.fork()\n"
+            "if pid == 0:\n    kernels.rows_dots(x, q, out); os._exit(0 if out.min() == 8 else 1)\n"
+            "print(os.waitpid(pid, 0)[1])")
+    assert _run_python(code) == "0"
+    no_jit = _run_python(_SEARCH_FLOAT16, NUMBA_DISABLE_JIT="1")
+    assert no_jit.split(" ", 1)[1] == _run_python(_SEARCH_FLOAT16).split(" ", 1)[1]
+
+
+def test_without_a_writable_cache_folder_the_kernels_compile_per_process():
+    """A read-only install with no writable home: Numba finds nowhere to keep its cache (simulated by
+    allowing only the zip-import locator); the import must not fail, the kernels still compute."""
     code = ("import numpy as np, torch; from featurelens.search import kernels; "
             "out = np.zeros((1, 5), np.float32); "
             "kernels.rows_dots(kernels.stored_view(torch.full((5, 8), 0.5).half()), np.ones((1, 8), np.float32), out); "
             "print(out.tolist())")
-    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "ZipCacheLocator"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == str([[4.0] * 5])
+    assert _run_python(code, NUMBA_CACHE_LOCATOR_CLASSES="ZipCacheLocator") == str([[4.0] * 5])

@@ -76,7 +76,7 @@ __all__ = ["ComputeDtype", "ProgressFn"]
 ProgressFn = Callable[[int, int], None]
 ComputeDtype = Literal["float32", "bfloat16"]
 _DOTS_FLOATS = 2**22  # at most 16 MB of dot products (rows × images) per pass: large grids take fewer images
-_CONVERT_ROWS = 1024  # rows converted to float32 at a time by the all-cells product: 5 MB at C = 1280
+_CONVERT_ROWS = 1024  # rows converted to float32 at a time for torch's all-cells product: 5 MB at C = 1280
 
 
 def _torch_dtype(compute_dtype: str) -> torch.dtype:
@@ -90,14 +90,15 @@ def _scaled(sq: torch.Tensor, scales: torch.Tensor | None) -> torch.Tensor:
     return sq if scales is None else sq * scales.square()
 
 
-def _uses_kernels(device: torch.device, dtype: torch.dtype, channels: int, mask_cells: int) -> bool:
+def _uses_kernels(device: torch.device, dtype: torch.dtype, stored: torch.dtype, channels: int, mask_cells: int) -> bool:
     """float32 products on the CPU come from :mod:`~featurelens.search.kernels` (rows read as
-    stored) for wide features or few mask cells; else from torch. Measured (one thread, 7×7 to
+    stored: ``stored`` is the features' dtype) for wide features or few mask cells; else from torch. Measured (one thread, 7×7 to
     56×56 grids, C = 24 to 1280, masks of 1 to 144 cells): the kernels were faster in every case at
     C = 1280 and with up to 4 mask cells at any C (1.5–3× for 1×1); at C ≤ 128 with 16 or more
     cells MKL's products were as fast or up to 2× faster (the kernels sum each pair of rows across
     the vector, which short rows do not repay)."""
-    return device.type == "cpu" and dtype == torch.float32 and (channels >= 256 or mask_cells <= 4)
+    return (device.type == "cpu" and dtype == torch.float32 and kernels.reads(stored)
+            and (channels >= 256 or mask_cells <= 4))
 
 
 def _padded_k(k: int, kernels_: bool) -> int:
@@ -150,7 +151,8 @@ class _Prepared:
         return rows <= 0.75 if self.kernels else h * w <= 256 and rows <= 0.7
 
 
-def _prepare(query: Query, device: torch.device, dtype: torch.dtype = torch.float32) -> _Prepared:
+def _prepare(query: Query, device: torch.device, dtype: torch.dtype = torch.float32,
+             stored: torch.dtype = torch.float16) -> _Prepared:
     """The query rows, each grid cell's share of them, and the window each cell row adds to."""
     r, c, bh, bw = query.box
     h, w = query.grid_hw
@@ -158,7 +160,7 @@ def _prepare(query: Query, device: torch.device, dtype: torch.dtype = torch.floa
     mask_hw = query.box_mask_hw.astype(np.float64)
     offsets = [(i, j) for i in range(bh) for j in range(bw) if mask_hw[i, j] > 0]
     m2_k = np.array([mask_hw[i, j] ** 2 for i, j in offsets])
-    use_kernels = _uses_kernels(device, dtype, query.channels, len(offsets))
+    use_kernels = _uses_kernels(device, dtype, stored, query.channels, len(offsets))
     q_kc = np.zeros((_padded_k(len(offsets), use_kernels), query.channels), np.float32)
     q_kc[:len(offsets)] = np.stack([query.feats_hwc[r + i, c + j].astype(np.float64) for i, j in offsets]) * m2_k[:, None]
     served: list[list[tuple[int, int]]] = [[] for _ in range(h * w)]   # per cell: (k, window p) pairs
@@ -185,7 +187,7 @@ def _prepare(query: Query, device: torch.device, dtype: torch.dtype = torch.floa
 class _BlockScorer:
     """Scores blocks → best score and best window position of each image, by per-cell products
     (cell-major blocks where :attr:`_Prepared.per_cell_pays`) or one product of all cells with all
-    query rows and shifted sums (the rest: image-order blocks, large grids, small masks' waste)."""
+    query rows and shifted sums (the rest: image-order blocks, and masks where per-cell saves little)."""
 
     def __init__(self, prep: _Prepared, device: torch.device, channels: int):
         self.prep = prep
@@ -400,7 +402,8 @@ def _scan(array: Any, query: Query, *, scale: Any = None, device: str | torch.de
     """Best score ``(N,)`` float32 and best window position ``(N, 2)`` int32 (row, col) of every image."""
     held = isinstance(array, FeatureIndex)
     dev = array.device if held and device is None else resolve_device(device)
-    prep = _prepare(query, dev, _torch_dtype(compute_dtype))
+    stored = array.dtype if held else as_tensor(array[:0]).dtype
+    prep = _prepare(query, dev, _torch_dtype(compute_dtype), stored)
     scorer = _BlockScorer(prep, dev, query.channels)
     n = int(array.shape[0])
     scores_n = np.zeros(n, dtype=np.float32)

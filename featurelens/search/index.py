@@ -77,7 +77,7 @@ def cell_block(start: int, block_shwc: torch.Tensor, scale_shw: torch.Tensor | N
 
     ``cell_major=True`` (a :class:`FeatureIndex`): copied cell-major, with the squared norms.
     ``cell_major=False`` (blocks streamed once): a view, no norms — the scorer multiplies every
-    cell with every query row in memory order and computes the norms from the rows it converts."""
+    cell with every query row in memory order and computes the norms while it reads the rows."""
     s, h, w, c = block_shwc.shape
     scale_ls = None if scale_shw is None else scale_shw.to(torch.float32).reshape(s, h * w).t().contiguous()
     view_lsc = block_shwc.reshape(s, h * w, c).transpose(0, 1)

@@ -2,9 +2,9 @@
 
 On the CPU torch multiplies float32 (MKL), so float16 rows must first be copied into a float32
 buffer, and MKL's products with a few query rows run far below the core's peak. These kernels
-(compiled by Numba) convert each stored value in registers (``vcvtph2ps`` for float16) and
-multiply four stored rows with four query rows at a time: 16 float32 accumulators, one load of
-each value. Sums are float32, as MKL's.
+(compiled by Numba) convert each stored value in registers (``vcvtph2ps`` for float16 where the
+CPU has F16C, integer steps where it has not) and multiply four stored rows with four query rows
+at a time: 16 float32 accumulators, one load of each value. Sums are float32, as MKL's.
 
 Measured (one thread, AMD EPYC with AVX-512, rows out of the cache as in a search: 256 × 1280
 float16 rows per call), against the float32 copy and ``torch.mm``: 4 query rows 64 µs vs 109 µs
@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import os
+import platform
 
 import numpy as np
 import torch
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import njit, types
+from numba.core import config
 from numba.extending import intrinsic, overload
 
 __all__ = ["cells_dots", "compile_for", "reads", "rows_dots", "stored_view"]
@@ -39,8 +42,23 @@ def _jit(fn):
 
 
 def reads(dtype: torch.dtype) -> bool:
-    """The kernels read rows of this dtype as stored."""
-    return dtype in (torch.float16, torch.int8, torch.float32)
+    """The kernels read rows of this dtype as stored (not with ``NUMBA_DISABLE_JIT``, a debugging switch)."""
+    return dtype in (torch.float16, torch.int8, torch.float32) and not config.DISABLE_JIT
+
+
+def _native_half() -> bool:
+    """Whether Numba's target converts float16 in one instruction (F16C on x86, always on ARM64).
+    Elsewhere LLVM calls a helper that Numba's JIT cannot link, which aborts the process, so the
+    kernels convert the bits themselves. ``NUMBA_CPU_NAME`` (e.g. ``generic``, for caches shared
+    between machines) has only the features ``NUMBA_CPU_FEATURES`` lists."""
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return True
+    if config.CPU_NAME:
+        return "+f16c" in (config.CPU_FEATURES or "")
+    return bool(binding.get_host_cpu_features().get("f16c", False))
+
+
+_NATIVE_HALF = _native_half()
 
 
 def stored_view(tensor: torch.Tensor) -> np.ndarray:
@@ -65,10 +83,31 @@ def _half_bits_to_f32(typingctx, bits):
     return types.float32(types.uint16), codegen
 
 
+@intrinsic
+def _bits_to_f32(typingctx, bits):
+    """The float32 whose bits are ``bits`` (uint32)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.uint32), codegen
+
+
+@njit(inline="always")
+def _half_bits_to_f32_by_integers(bits):
+    """As :func:`_half_bits_to_f32`, in integer steps: for targets without a float16 instruction."""
+    h = np.uint32(bits)
+    if h & np.uint32(0x7C00) == np.uint32(0x7C00):  # inf, NaN
+        value = _bits_to_f32(np.uint32(0x7F800000) | ((h & np.uint32(0x3FF)) << np.uint32(13)))
+    else:  # normal, subnormal, zero: float32 bits of the same mantissa, exponent rebased by an exact product
+        value = _bits_to_f32((h & np.uint32(0x7FFF)) << np.uint32(13)) * np.float32(2.0 ** 112)
+    return -value if h & np.uint32(0x8000) else value
+
+
 @overload(_to_f32, inline="always")
 def _to_f32_impl(value):
     if value == types.uint16:
-        return lambda value: _half_bits_to_f32(value)
+        if _NATIVE_HALF:
+            return lambda value: _half_bits_to_f32(value)
+        return lambda value: _half_bits_to_f32_by_integers(value)
     return lambda value: np.float32(value)
 
 
@@ -173,6 +212,9 @@ def _cells_dots(feats_lsc, first, last, cell_i, row_start, row_stop, q_rc, out_r
 @functools.cache
 def _pool(threads: int) -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="featurelens-dots")
+
+
+os.register_at_fork(after_in_child=_pool.cache_clear)  # a forked child has none of the parent's threads
 
 
 def _parts(weights: np.ndarray, minimum: float) -> list[tuple[int, int]]:
