@@ -90,13 +90,14 @@ def _scaled(sq: torch.Tensor, scales: torch.Tensor | None) -> torch.Tensor:
     return sq if scales is None else sq * scales.square()
 
 
-def _uses_kernels(device: torch.device, dtype: torch.dtype, stored: torch.dtype, channels: int, mask_cells: int) -> bool:
-    """float32 products on the CPU come from :mod:`~featurelens.search.kernels` (rows read as
-    stored: ``stored`` is the features' dtype) for wide features or few mask cells; else from torch. Measured (one thread, 7×7 to
-    56×56 grids, C = 24 to 1280, masks of 1 to 144 cells): the kernels were faster in every case at
-    C = 1280 and with up to 4 mask cells at any C (1.5–3× for 1×1); at C ≤ 128 with 16 or more
-    cells MKL's products were as fast or up to 2× faster (the kernels sum each pair of rows across
-    the vector, which short rows do not repay)."""
+def _uses_kernels(device: torch.device, dtype: torch.dtype, stored: torch.dtype, channels: int,
+                  mask_cells: int) -> bool:
+    """float32 products on the CPU come from :mod:`~featurelens.search.kernels` (which read features
+    stored as ``stored``) for wide features or few mask cells; else from torch. Measured (one
+    thread, 7×7 to 56×56 grids, C = 24 to 1280, masks of 1 to 144 cells): the kernels were faster in
+    every case at C = 1280 and with up to 4 mask cells at any C (1×1: 1.7–3.2× at C ≤ 128); at
+    C ≤ 128 with 16 or more cells MKL's products were as fast or up to 2× faster (the kernels sum
+    each pair of rows across the vector, which short rows do not repay)."""
     return (device.type == "cpu" and dtype == torch.float32 and kernels.reads(stored)
             and (channels >= 256 or mask_cells <= 4))
 
