@@ -102,11 +102,11 @@ def _uses_kernels(device: torch.device, dtype: torch.dtype, stored: torch.dtype,
             and (channels >= 256 or mask_cells <= 4))
 
 
-def _padded_k(k: int, kernels_: bool) -> int:
+def _padded_k(k: int, for_kernels: bool) -> int:
     """Rows of a query matrix, zero rows added where that is as fast (measured): for torch's
     products ``k`` up to 2, else the next multiple of 4; for the CPU kernels, which take 4 rows at a
     time and the rest one by one, 3 left over become 4 (3 single rows cost more than a block of 4)."""
-    if kernels_:
+    if for_kernels:
         return k + 1 if k % 4 == 3 else k
     return k if k <= 2 else -(-k // 4) * 4
 
@@ -152,9 +152,9 @@ class _Prepared:
         return rows <= 0.75 if self.kernels else h * w <= 256 and rows <= 0.7
 
 
-def _prepare(query: Query, device: torch.device, dtype: torch.dtype = torch.float32,
-             stored: torch.dtype = torch.float16) -> _Prepared:
-    """The query rows, each grid cell's share of them, and the window each cell row adds to."""
+def _prepare(query: Query, device: torch.device, dtype: torch.dtype, stored: torch.dtype) -> _Prepared:
+    """The query rows (products in ``dtype``, with features stored as ``stored``), each grid cell's
+    share of them, and the window each cell row adds to."""
     r, c, bh, bw = query.box
     h, w = query.grid_hw
     ph, pw = h - bh + 1, w - bw + 1

@@ -71,8 +71,12 @@ def stored_view(tensor: torch.Tensor) -> np.ndarray:
     raise TypeError(f"the CPU kernels read float16, int8 or float32 rows, not {tensor.dtype}")
 
 
-def _to_f32(value):  # pragma: no cover - replaced by the overload inside compiled code
-    raise NotImplementedError
+def _to_f32(value):
+    """A stored value as float32; float16 arrives as its ``uint16`` bits. Compiled code uses the
+    overload below; this body runs only where Numba does not compile (``NUMBA_DISABLE_JIT``)."""
+    if isinstance(value, np.uint16):
+        return np.float32(np.array(value).view(np.float16))
+    return np.float32(value)
 
 
 @intrinsic
@@ -196,11 +200,6 @@ def _range_dots(x_rc, first, last, q_kc, out_kr, col, sq_r):
 
 
 @_jit
-def _rows_dots(x_rc, first, last, q_kc, out_kr, sq_r):
-    _range_dots(x_rc, first, last, q_kc, out_kr, first, sq_r)
-
-
-@_jit
 def _cells_dots(feats_lsc, first, last, cell_i, row_start, row_stop, q_rc, out_rs):
     """For each used cell ``i``: its query rows ``row_start[i] : row_stop[i]`` · images
     ``first:last`` of grid cell ``cell_i[i]`` → the same rows of ``out_rs``."""
@@ -246,7 +245,8 @@ def rows_dots(x_rc: np.ndarray, q_kc: np.ndarray, out_kr: np.ndarray, sq_r: np.n
     """
     sq = np.empty(0, np.float32) if sq_r is None else sq_r
     groups = _parts(np.ones(-(-x_rc.shape[0] // 4)), _MIN_ROWS_PER_THREAD / 4)
-    _run([functools.partial(_rows_dots, x_rc, 4 * a, min(x_rc.shape[0], 4 * b), q_kc, out_kr, sq) for a, b in groups])
+    spans = [(4 * a, min(x_rc.shape[0], 4 * b)) for a, b in groups]
+    _run([functools.partial(_range_dots, x_rc, first, last, q_kc, out_kr, first, sq) for first, last in spans])
 
 
 def cells_dots(feats_lsc: np.ndarray, first: int, last: int, cell_i: np.ndarray, row_start: np.ndarray,
